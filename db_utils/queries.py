@@ -1,0 +1,305 @@
+"""Queries the services share: a user's history, batched idempotent upserts.
+
+Every write is idempotent: replaying the same rows leaves the same table. The same code runs on
+PostgreSQL and SQLite through each dialect's `INSERT ... ON CONFLICT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Integer, and_, cast, func, null, or_, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db_utils.models import DeadLetter, Movie, Rating, Recommendation, User, Watch
+
+# Rows per INSERT statement: keeps statements under SQLite's 32766 bound-parameter limit.
+CHUNK_ROWS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRow:
+    user_id: int
+    movie_id: str
+    max_minute: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRow:
+    user_id: int
+    movie_id: str
+    rating: int
+    rated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationRow:
+    event_key: str
+    requested_at: datetime
+    user_id: int
+    served_by: str
+    status: int
+    results: tuple[str, ...]
+    latency_ms: int | None
+    model_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    source: str
+    reason: str
+    raw_line: str
+    detail: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One film in a user's history: how far they watched and how they rated it (if at all)."""
+
+    movie_id: str
+    max_minute: int | None
+    rating: int | None
+    last_event: datetime | None
+
+
+def merge_watch_rows(rows: Iterable[WatchRow]) -> list[WatchRow]:
+    """Fold rows of the same (user, movie) into one: max minute, earliest first, latest last."""
+    merged: dict[tuple[int, str], WatchRow] = {}
+    for row in rows:
+        key = (row.user_id, row.movie_id)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = row
+        else:
+            merged[key] = WatchRow(
+                row.user_id,
+                row.movie_id,
+                max(old.max_minute, row.max_minute),
+                min(old.first_seen, row.first_seen),
+                max(old.last_seen, row.last_seen),
+            )
+    return list(merged.values())
+
+
+def _newer(rating: RatingRow, than: RatingRow) -> bool:
+    # Latest event time wins; equal times break deterministically on the higher rating.
+    return (rating.rated_at, rating.rating) > (than.rated_at, than.rating)
+
+
+def merge_rating_rows(rows: Iterable[RatingRow]) -> list[RatingRow]:
+    """Keep, per (user, movie), the rating with the latest event time."""
+    merged: dict[tuple[int, str], RatingRow] = {}
+    for row in rows:
+        key = (row.user_id, row.movie_id)
+        old = merged.get(key)
+        if old is None or _newer(row, old):
+            merged[key] = row
+    return list(merged.values())
+
+
+def _dialect(session: Session | Connection) -> str:
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    return bind.dialect.name
+
+
+def _insert_for(session: Session | Connection, table: Any) -> Any:
+    dialect = _dialect(session)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for dialect {dialect!r}")
+
+
+def _chunks(rows: Sequence[dict[str, Any]], size: int = CHUNK_ROWS) -> Iterable[Sequence[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _execute_values(session: Session | Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    # One multi-VALUES statement per chunk: far fewer round trips than executemany.
+    for chunk in _chunks(rows):
+        session.execute(statement.values(list(chunk)))
+
+
+def upsert_watches(session: Session | Connection, rows: Iterable[WatchRow]) -> int:
+    """Insert or extend watch rows; returns the number of distinct (user, movie) pairs written."""
+    merged = sorted(merge_watch_rows(rows), key=lambda r: (r.user_id, r.movie_id))
+    if not merged:
+        return 0
+    insert = _insert_for(session, Watch.__table__)
+    excluded = insert.excluded
+    table = Watch.__table__.c
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.user_id, table.movie_id],
+        set_={
+            "max_minute": _greatest(session, table.max_minute, excluded.max_minute),
+            "first_seen": _least(session, table.first_seen, excluded.first_seen),
+            "last_seen": _greatest(session, table.last_seen, excluded.last_seen),
+        },
+    )
+    _execute_values(
+        session,
+        statement,
+        [
+            {"user_id": r.user_id, "movie_id": r.movie_id, "max_minute": r.max_minute,
+             "first_seen": r.first_seen, "last_seen": r.last_seen}
+            for r in merged
+        ],
+    )
+    return len(merged)
+
+
+def upsert_ratings(session: Session | Connection, rows: Iterable[RatingRow]) -> int:
+    """Insert ratings; an existing rating is replaced only by one with a later event time."""
+    merged = sorted(merge_rating_rows(rows), key=lambda r: (r.user_id, r.movie_id))
+    if not merged:
+        return 0
+    insert = _insert_for(session, Rating.__table__)
+    excluded = insert.excluded
+    table = Rating.__table__.c
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.user_id, table.movie_id],
+        set_={"rating": excluded.rating, "rated_at": excluded.rated_at},
+        where=or_(
+            excluded.rated_at > table.rated_at,
+            and_(excluded.rated_at == table.rated_at, excluded.rating > table.rating),
+        ),
+    )
+    _execute_values(
+        session,
+        statement,
+        [{"user_id": r.user_id, "movie_id": r.movie_id, "rating": r.rating, "rated_at": r.rated_at}
+         for r in merged],
+    )
+    return len(merged)
+
+
+def insert_recommendations(session: Session | Connection, rows: Iterable[RecommendationRow]) -> int:
+    """Record served recommendations once each (keyed by `event_key`)."""
+    unique = {r.event_key: r for r in rows}
+    if not unique:
+        return 0
+    insert = _insert_for(session, Recommendation.__table__)
+    statement = insert.on_conflict_do_nothing(index_elements=[Recommendation.__table__.c.event_key])
+    _execute_values(
+        session,
+        statement,
+        [
+            {"event_key": r.event_key, "requested_at": r.requested_at, "user_id": r.user_id,
+             "served_by": r.served_by, "status": r.status, "results": list(r.results),
+             "latency_ms": r.latency_ms, "model_version": r.model_version}
+            for r in sorted(unique.values(), key=lambda r: r.event_key)
+        ],
+    )
+    return len(unique)
+
+
+def insert_dead_letters(session: Session | Connection, rows: Iterable[DeadLetterRow]) -> int:
+    """Keep unparseable lines once each (keyed by where they came from)."""
+    unique = {r.source: r for r in rows}
+    if not unique:
+        return 0
+    insert = _insert_for(session, DeadLetter.__table__)
+    statement = insert.on_conflict_do_nothing(index_elements=[DeadLetter.__table__.c.source])
+    values = []
+    for r in unique.values():
+        value: dict[str, Any] = {"source": r.source, "reason": r.reason, "detail": r.detail,
+                                 # PostgreSQL text cannot hold NUL characters.
+                                 "raw_line": r.raw_line.replace("\x00", "\\x00")}
+        value["received_at"] = r.received_at or datetime.utcnow()
+        values.append(value)
+    _execute_values(session, statement, values)
+    return len(unique)
+
+
+def upsert_users(session: Session | Connection, users: Iterable[dict[str, Any]]) -> int:
+    """Insert or update users given as dicts with id, age, occupation, gender."""
+    rows = list({u["id"]: u for u in users}.values())
+    if not rows:
+        return 0
+    insert = _insert_for(session, User.__table__)
+    statement = insert.on_conflict_do_update(
+        index_elements=[User.__table__.c.id],
+        set_={"age": insert.excluded.age, "occupation": insert.excluded.occupation,
+              "gender": insert.excluded.gender},
+    )
+    _execute_values(session, statement, rows)
+    return len(rows)
+
+
+def upsert_movies(session: Session | Connection, movies: Iterable[dict[str, Any]]) -> int:
+    """Insert or replace catalogue rows (dicts keyed by Movie column names)."""
+    rows = list({m["id"]: m for m in movies}.values())
+    if not rows:
+        return 0
+    insert = _insert_for(session, Movie.__table__)
+    columns = [c.name for c in Movie.__table__.columns if c.name != "id"]
+    statement = insert.on_conflict_do_update(
+        index_elements=[Movie.__table__.c.id],
+        set_={name: insert.excluded[name] for name in columns if name in rows[0]},
+    )
+    # Movie rows are wide: smaller chunks keep SQLite under its parameter limit.
+    for chunk in _chunks(rows, size=max(1, 30000 // max(1, len(rows[0])))):
+        session.execute(statement.values(list(chunk)))
+    return len(rows)
+
+
+def history_for(session: Session | Connection, user_id: int) -> list[HistoryItem]:
+    """A user's watched and rated films in one query, most recent event first."""
+    watches = select(
+        Watch.movie_id.label("movie_id"),
+        Watch.max_minute.label("max_minute"),
+        cast(null(), Integer).label("rating"),
+        Watch.last_seen.label("ts"),
+    ).where(Watch.user_id == user_id)
+    ratings = select(
+        Rating.movie_id.label("movie_id"),
+        cast(null(), Integer).label("max_minute"),
+        Rating.rating.label("rating"),
+        Rating.rated_at.label("ts"),
+    ).where(Rating.user_id == user_id)
+    combined = union_all(watches, ratings).subquery()
+    query = (
+        select(
+            combined.c.movie_id,
+            func.max(combined.c.max_minute),
+            func.max(combined.c.rating),
+            func.max(combined.c.ts).label("last_event"),
+        )
+        .group_by(combined.c.movie_id)
+        .order_by(func.max(combined.c.ts).desc(), combined.c.movie_id)
+    )
+    items = []
+    for movie_id, max_minute, rating, last_event in session.execute(query):
+        if isinstance(last_event, str):  # SQLite returns raw text from a UNION of datetimes
+            last_event = datetime.fromisoformat(last_event)
+        items.append(
+            HistoryItem(
+                movie_id,
+                None if max_minute is None else int(max_minute),
+                None if rating is None else int(rating),
+                last_event,
+            )
+        )
+    return items
+
+
+def _greatest(session: Session | Connection, a: Any, b: Any) -> Any:
+    # SQLite's scalar max() is PostgreSQL's greatest().
+    if _dialect(session) == "sqlite":
+        return func.max(a, b)
+    return func.greatest(a, b)
+
+
+def _least(session: Session | Connection, a: Any, b: Any) -> Any:
+    if _dialect(session) == "sqlite":
+        return func.min(a, b)
+    return func.least(a, b)

@@ -1,0 +1,66 @@
+"""`movierec <command> ...`: dispatches to the package that owns the command.
+
+Modules are imported only when their command runs, so `movierec --help` stays fast and a
+command never pays for another service's imports (torch, chromadb, ...). Each target module
+exposes `main(argv: list[str]) -> int | None`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from movierec.settings import CommonSettings
+
+# command -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("movierec.supervisor", "run the whole platform locally on embedded defaults"),
+    "status": ("movierec.supervisor", "show what a detached `movierec up` runs and its health"),
+    "down": ("movierec.supervisor", "stop a detached `movierec up`"),
+    "db": ("db_utils.cli", "database: `db upgrade` applies the Alembic migrations"),
+    "data": ("vectordb_scripts.cli", "data: `data fetch` downloads the hash-pinned data carriers"),
+    "catalog": ("vectordb_scripts.cli", "catalogue: `catalog build` builds the ~27K-film catalogue"),
+    "index": ("vectordb_scripts.cli", "vector index: `index build` embeds the catalogue into ChromaDB"),
+    "parser": ("data_parsing.cli", "Kafka consumer writing the stream to the database"),
+    "inference": ("inference.cli", "the recommendation service (gunicorn)"),
+    "eval": ("inference.cli", "`eval offline` (release gate); `eval online` lives with the release"),
+    "simulate": ("simulator.cli", "simulated users: stream, ask for and react to recommendations"),
+    "lb": ("load_balancer.cli", "the canary router (gunicorn)"),
+    "release": ("load_balancer.cli", "`release nightly <git-ref>`: gate, deploy, schedule, decide"),
+    "hooks": ("load_balancer.cli", "`hooks install`: git hook for release-recommender-nightly-* tags"),
+    "scheduler": ("load_balancer.cli", "runs the platform crontab (python-crontab scheduler)"),
+    "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
+    "report": ("movierec.report", "regenerate reports/ from the latest runs"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: movierec <command> [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "`movierec <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"movierec: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=CommonSettings.from_env().log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    module = importlib.import_module(COMMANDS[name][0])
+    # Modules that own several commands see the command name first.
+    result = module.main([name, *rest])
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

