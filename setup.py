@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "prometheus-client>=0.20,<1",
     "requests>=2.31,<3",
     "python-crontab>=3.0,<4",
+    "croniter>=2,<8",  # python-crontab job.schedule() (movierec scheduler)
     "tqdm>=4.66,<5",
     "psutil>=5.9,<8",
     "PyYAML>=6,<7",
