@@ -1,0 +1,213 @@
+"""What the local platform runs: the service plan of `movierec up` as plain data (no I/O).
+
+`plan_services` turns settings into an ordered list of `ServiceSpec`s; the supervisor starts them
+in that order and stops them in reverse.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from movierec.settings import CommonSettings, env_bool, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    """Ports and knobs of the local platform (`.env.example`, section `movierec up`)."""
+
+    common: CommonSettings
+    kafka_port: int
+    parser_metrics_port: int
+    main_port: int
+    nightly_port: int
+    router_port: int
+    simulator_metrics_port: int
+    dashboard_port: int
+    prometheus_port: int
+    alertmanager_port: int
+    main_strategy: str
+    nightly_strategy: str
+    canary_weight: float
+    admin_token: str
+    simulator: bool
+    simulator_rate: float
+    simulator_users: int
+    monitoring: bool
+    inference_workers: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> UpSettings:
+        return cls(
+            common=CommonSettings.from_env(environ),
+            kafka_port=env_int("UP_KAFKA_PORT", 9092, environ),
+            parser_metrics_port=env_int("PARSER_METRICS_PORT", 9101, environ),
+            main_port=env_int("UP_MAIN_PORT", 8001, environ),
+            nightly_port=env_int("UP_NIGHTLY_PORT", 8002, environ),
+            router_port=env_int("UP_ROUTER_PORT", 8082, environ),
+            simulator_metrics_port=env_int("SIM_METRICS_PORT", 9102, environ),
+            dashboard_port=env_int("UP_DASHBOARD_PORT", 3000, environ),
+            prometheus_port=env_int("UP_PROMETHEUS_PORT", 9090, environ),
+            alertmanager_port=env_int("UP_ALERTMANAGER_PORT", 9093, environ),
+            main_strategy=env_str("UP_MAIN_STRATEGY", "blend", environ),
+            nightly_strategy=env_str("UP_NIGHTLY_STRATEGY", "seed", environ),
+            canary_weight=env_float("LB_CANARY_WEIGHT", 0.2, environ),
+            admin_token=env_str("LB_ADMIN_TOKEN", "", environ),
+            simulator=env_bool("UP_SIMULATOR", True, environ),
+            simulator_rate=env_float("UP_SIMULATOR_RATE", 200.0, environ),
+            simulator_users=env_int("UP_SIMULATOR_USERS", 1_000_000, environ),
+            monitoring=env_bool("UP_MONITORING", True, environ),
+            inference_workers=env_int("UP_INFERENCE_WORKERS", 1, environ),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One process of the platform: how to start it and how to tell it is healthy."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int | None = None
+    health_url: str | None = None  # None: a TCP connect to `port` (or just being alive) is enough
+    url: str | None = None  # what a person opens; printed in the table
+    required: bool = True  # a required service that cannot start aborts `up`
+
+
+def movierec_argv(*args: str) -> tuple[str, ...]:
+    """Run a `movierec` command with this interpreter (works without the venv on PATH)."""
+    return (sys.executable, "-m", "movierec.cli", *args)
+
+
+def plan_services(
+    settings: UpSettings,
+    *,
+    tansu: Path,
+    prometheus: Path | None,
+    alertmanager: Path | None,
+    monitoring_dir: Path,
+) -> list[ServiceSpec]:
+    """The ordered service plan; Prometheus/Alertmanager only when their binaries exist."""
+    common = settings.common
+    loopback = "127.0.0.1"
+    kafka = f"{loopback}:{settings.kafka_port}"
+    main_url = f"http://{loopback}:{settings.main_port}"
+    nightly_url = f"http://{loopback}:{settings.nightly_port}"
+    router_url = f"http://{loopback}:{settings.router_port}"
+    prometheus_url = f"http://{loopback}:{settings.prometheus_port}"
+    base_env = {
+        "MOVIEREC_DATA_DIR": str(common.data_dir),
+        "DATABASE_URL": common.database_url,
+        "KAFKA_BOOTSTRAP": kafka,
+        "KAFKA_TOPIC": common.kafka_topic,
+        "CHROMA_URL": common.chroma_url,
+        "CHROMA_COLLECTION": common.chroma_collection,
+        "LOG_LEVEL": common.log_level,
+    }
+    broker_url = f"tcp://{kafka}"
+    specs = [
+        ServiceSpec(
+            "broker",
+            (str(tansu), "broker", "--listener-url", broker_url, "--advertised-listener-url", broker_url,
+             "--storage-engine", "memory://tansu/"),
+            port=settings.kafka_port,
+            url=f"kafka://{kafka}",
+        ),
+        ServiceSpec(
+            "parser",
+            movierec_argv("parser"),
+            {**base_env, "PARSER_METRICS_PORT": str(settings.parser_metrics_port)},
+            port=settings.parser_metrics_port,
+            health_url=f"http://{loopback}:{settings.parser_metrics_port}/metrics",
+            url=f"http://{loopback}:{settings.parser_metrics_port}/metrics",
+        ),
+        ServiceSpec(
+            "inference-main",
+            movierec_argv("inference", "--port", str(settings.main_port),
+                          "--workers", str(settings.inference_workers)),
+            {**base_env, "INFERENCE_STRATEGY": settings.main_strategy},
+            port=settings.main_port,
+            health_url=f"{main_url}/health",
+            url=f"{main_url}/recommend/<user_id>",
+        ),
+        ServiceSpec(
+            "inference-nightly",
+            movierec_argv("inference", "--port", str(settings.nightly_port),
+                          "--workers", str(settings.inference_workers)),
+            {**base_env, "INFERENCE_STRATEGY": settings.nightly_strategy},
+            port=settings.nightly_port,
+            health_url=f"{nightly_url}/health",
+            url=f"{nightly_url}/recommend/<user_id>",
+        ),
+        ServiceSpec(
+            "router",
+            movierec_argv("lb", "--port", str(settings.router_port)),
+            {**base_env, "LB_MAIN_URL": main_url, "LB_NIGHTLY_URL": nightly_url,
+             "LB_CANARY_WEIGHT": str(settings.canary_weight), "LB_ADMIN_TOKEN": settings.admin_token},
+            port=settings.router_port,
+            health_url=f"{router_url}/health",
+            url=f"{router_url}/recommend/<user_id>",
+        ),
+        ServiceSpec(
+            "scheduler",
+            movierec_argv("scheduler"),
+            {**base_env, "LB_ADMIN_URL": router_url, "LB_ADMIN_TOKEN": settings.admin_token},
+        ),
+    ]
+    if settings.monitoring and prometheus is not None and alertmanager is not None:
+        specs += [
+            ServiceSpec(
+                "alertmanager",
+                (str(alertmanager), f"--config.file={monitoring_dir / 'alertmanager.yml'}",
+                 f"--storage.path={monitoring_dir / 'alertmanager-data'}",
+                 f"--web.listen-address={loopback}:{settings.alertmanager_port}", "--cluster.listen-address="),
+                port=settings.alertmanager_port,
+                health_url=f"http://{loopback}:{settings.alertmanager_port}/-/ready",
+                url=f"http://{loopback}:{settings.alertmanager_port}",
+                required=False,
+            ),
+            ServiceSpec(
+                "prometheus",
+                (str(prometheus), f"--config.file={monitoring_dir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={monitoring_dir / 'prometheus-data'}",
+                 f"--web.listen-address={loopback}:{settings.prometheus_port}"),
+                port=settings.prometheus_port,
+                health_url=f"{prometheus_url}/-/ready",
+                url=prometheus_url,
+                required=False,
+            ),
+        ]
+    specs.append(
+        ServiceSpec(
+            "dashboard",
+            movierec_argv("dashboard", "--port", str(settings.dashboard_port), "--prometheus-url", prometheus_url),
+            base_env,
+            port=settings.dashboard_port,
+            health_url=f"http://{loopback}:{settings.dashboard_port}/health",
+            url=f"http://{loopback}:{settings.dashboard_port}",
+            required=False,
+        )
+    )
+    if settings.simulator:
+        specs.append(
+            ServiceSpec(
+                "simulator",
+                movierec_argv("simulate", "--output", "kafka", "--rate", f"{settings.simulator_rate:g}",
+                              "--users", str(settings.simulator_users)),
+                {**base_env, "SIM_RECOMMEND_URL": router_url,
+                 "SIM_METRICS_PORT": str(settings.simulator_metrics_port)},
+                port=settings.simulator_metrics_port,
+                health_url=f"http://{loopback}:{settings.simulator_metrics_port}/metrics",
+                url=f"http://{loopback}:{settings.simulator_metrics_port}/metrics",
+            )
+        )
+    return specs
+
+
+def scrape_targets(specs: list[ServiceSpec]) -> dict[str, list[str]]:
+    """Prometheus scrape targets (job -> host:port) for the services that expose /metrics."""
+    jobs = {"parser", "inference-main", "inference-nightly", "router", "simulator", "dashboard", "prometheus",
+            "alertmanager"}
+    return {s.name: [f"127.0.0.1:{s.port}"] for s in specs if s.name in jobs and s.port is not None}
