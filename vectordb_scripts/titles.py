@@ -1,0 +1,104 @@
+"""Title normalisation shared by the readers and the matcher (pure functions).
+
+Datasets write the same film differently: MovieLens "Matrix, The", "Postino, Il (The Postman)",
+"Seven (a.k.a. Se7en)"; IMDb "Matrix, The"; TMDB "The Matrix". `display_title` turns the
+"Title, The" forms into natural order and `title_key` gives the aggressive key films are
+matched on (with their year, within one year).
+"""
+
+from __future__ import annotations
+
+import re
+
+from vectordb_scripts.slugs import strip_accents
+
+# Articles that datasets move to the end ("Matrix, The", "Grande illusion, La", "Argent, L'").
+TRAILING_ARTICLES = (
+    "The",
+    "A",
+    "An",
+    "La",
+    "Le",
+    "Les",
+    "L'",
+    "Il",
+    "Lo",
+    "Gli",
+    "I",
+    "Un",
+    "Une",
+    "Uno",
+    "Una",
+    "El",
+    "Los",
+    "Las",
+    "Der",
+    "Die",
+    "Das",
+    "Den",
+    "Det",
+    "De",
+    "Het",
+    "Ein",
+    "Eine",
+    "O",
+    "Os",
+    "As",
+)
+_TRAILING_ARTICLE = re.compile(
+    r"^(?P<body>.+?), (?P<article>" + "|".join(re.escape(a) for a in TRAILING_ARTICLES) + r")$"
+)
+# Leading words dropped from match keys only.
+_KEY_ARTICLES = {"the", "a", "an", "la", "le", "les", "l", "il", "el", "los", "las", "der", "die", "das"}
+_TRAILING_PARENS = re.compile(r"^(?P<body>.*\S)\s*\((?P<inner>[^()]*)\)$")
+_YEAR_SUFFIX = re.compile(r"^(?P<title>.*\S)\s*\((?P<year>\d{4})\)$")
+
+
+def move_trailing_article(title: str) -> str:
+    """ "Matrix, The" -> "The Matrix"; "Argent, L'" -> "L'Argent"; other titles unchanged."""
+    title = title.strip()
+    match = _TRAILING_ARTICLE.match(title)
+    if not match:
+        # "Godfather: Part II, The" and "Matrix, The: Reloaded"-like forms: article before a colon
+        head, sep, tail = title.partition(": ")
+        if sep and _TRAILING_ARTICLE.match(head):
+            return f"{move_trailing_article(head)}: {tail}"
+        return title
+    article, body = match["article"], match["body"]
+    return f"{article}{body}" if article.endswith("'") else f"{article} {body}"
+
+
+def split_alternative_titles(title: str) -> tuple[str, list[str]]:
+    """MovieLens "Postino, Il (The Postman)" -> ("Il Postino", ["The Postman"]).
+
+    Trailing parenthesised groups are alternative titles ("a.k.a." dropped); each part gets
+    its trailing article moved. A title that is only a parenthesis is kept as it is.
+    """
+    body, alternatives = title.strip(), []
+    while (match := _TRAILING_PARENS.match(body)) and match["body"].strip():
+        inner = re.sub(r"^(a\.k\.a\.|aka)\s+", "", match["inner"].strip(), flags=re.IGNORECASE)
+        if inner:
+            alternatives.insert(0, move_trailing_article(inner))
+        body = match["body"].strip()
+    return move_trailing_article(body), alternatives
+
+
+def split_title_year(item: str) -> tuple[str, int | None]:
+    """ "Toy Story (1995)" -> ("Toy Story", 1995); without a year suffix -> (item, None)."""
+    match = _YEAR_SUFFIX.match(item.strip())
+    if not match:
+        return item.strip(), None
+    return match["title"], int(match["year"])
+
+
+def title_key(title: str) -> str:
+    """The key films are matched on: accents, case, punctuation and a leading article removed.
+
+    `title_key("The Matrix") == title_key("Matrix, The") == "matrix"`; "&" counts as "and".
+    """
+    text = strip_accents(move_trailing_article(title)).lower()
+    text = text.replace("&", " and ").replace("'", "").replace("\u2019", "")
+    words = re.sub(r"[^\w]+|_", " ", text).split()
+    if len(words) > 1 and words[0] in _KEY_ARTICLES:
+        words = words[1:]
+    return " ".join(words)
