@@ -1,0 +1,85 @@
+"""The inference Flask application (factory `create_app`), served by gunicorn via movierec.serving.
+
+GET /recommend/<user_id>  text/plain: one line of 20 comma-separated movie ids, best first (the
+                          course contract); JSON (ids, scores, version) with `Accept: application/json`
+                          or `?format=json`. Header X-Model-Version on every answer.
+GET /health               JSON status of the database and the index.
+GET /metrics              Prometheus (movierec.metrics + the inference metrics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from inference.service import InvalidUserId, RecommendationService, parse_user_id
+from inference.settings import InferenceSettings
+from movierec.metrics import instrument_flask
+
+SERVICE_NAME = "inference"
+bp = Blueprint("inference", __name__)
+
+
+def _service() -> RecommendationService:
+    return current_app.extensions["movierec_inference"]
+
+
+def _wants_json() -> bool:
+    if request.args.get("format", "").lower() == "json":
+        return True
+    best = request.accept_mimetypes.best_match(["text/plain", "application/json"], default="text/plain")
+    return best == "application/json"
+
+
+@bp.get("/recommend/<path:raw_user_id>")
+def recommend(raw_user_id: str) -> Any:
+    service = _service()
+    try:
+        user_id = parse_user_id(raw_user_id)
+    except InvalidUserId as exc:
+        if _wants_json():
+            return jsonify(error=str(exc)), 400
+        return Response(f"{exc}\n", status=400, mimetype="text/plain")
+    answer = service.recommend(user_id)
+    result = answer.recommendation
+    if _wants_json():
+        return jsonify(
+            user_id=user_id,
+            model_version=service.version,
+            kind=result.kind,
+            fallback_reason=result.fallback_reason,
+            latency_ms=round(answer.latency_ms, 3),
+            recommendations=[{"movie_id": m, "score": round(s, 6)}
+                             for m, s in zip(result.movie_ids, result.scores, strict=True)],
+        )
+    return Response(",".join(result.movie_ids), mimetype="text/plain")
+
+
+@bp.get("/health")
+def health() -> Any:
+    return jsonify(_service().health())
+
+
+@bp.get("/")
+def index() -> Any:
+    service = _service()
+    return jsonify(service="inference", version=service.version, strategy=service.settings.strategy,
+                   endpoints=["/recommend/<user_id>", "/health", "/metrics"])
+
+
+def create_app(settings: InferenceSettings | None = None) -> Flask:
+    """Build the app for one worker: the table, engine and strategy are loaded here, once."""
+    settings = settings or InferenceSettings.from_env()
+    service = RecommendationService.from_settings(settings)
+    app = Flask(__name__)
+    app.extensions["movierec_inference"] = service
+    app.register_blueprint(bp)
+    instrument_flask(app, SERVICE_NAME, service.version)
+
+    @app.after_request
+    def _version_header(response: Response) -> Response:
+        response.headers["X-Model-Version"] = service.version
+        return response
+
+    return app

@@ -1,0 +1,78 @@
+"""`movierec inference ...` (the service under gunicorn) and `movierec eval offline|online ...`.
+
+`main(argv)` receives the command name first, as movierec.cli passes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from inference.ranking import STRATEGIES
+from inference.settings import InferenceSettings
+
+
+def _inference_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="movierec inference", description="the recommendation service (gunicorn)")
+    parser.add_argument("--host", help="bind address (default $INFERENCE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default $INFERENCE_PORT or 8001)")
+    parser.add_argument("--strategy", choices=sorted(STRATEGIES), help="ranking strategy (default $INFERENCE_STRATEGY)")
+    parser.add_argument("--model-version", help="version label (default <strategy>-v1 or $MODEL_VERSION)")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default $INFERENCE_WORKERS or 2)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 4)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    return parser
+
+
+def run_inference(argv: list[str]) -> int:
+    args = _inference_parser().parse_args(argv)
+    settings = InferenceSettings.from_env()
+    if args.strategy:
+        settings = settings.with_strategy(args.strategy, args.model_version)
+    elif args.model_version:
+        settings = settings.with_strategy(settings.strategy, args.model_version)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    threads = args.threads or settings.threads
+
+    from inference.app import create_app
+    from movierec.serving import serve
+
+    print(f"inference {settings.model_version} on http://{host}:{port} ({workers} workers x {threads} threads)",
+          file=sys.stderr)
+    serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads,
+          access_log=args.access_log)
+    return 0
+
+
+def run_eval(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print("usage: movierec eval offline [options] | movierec eval online [options]")
+        return 0 if argv else 2
+    action, rest = argv[0], argv[1:]
+    if action == "offline":
+        from inference.offline_eval import main as offline_main
+
+        return int(offline_main(rest) or 0)
+    if action == "online":
+        if importlib.util.find_spec("load_balancer.online_eval") is None:
+            print("movierec eval online: load_balancer.online_eval is not available in this build", file=sys.stderr)
+            return 2
+        module = importlib.import_module("load_balancer.online_eval")
+        return int(module.main(["eval", *argv]) or 0)
+    print(f"movierec eval: unknown action {action!r} (offline | online)", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch `inference ...` and `eval offline|online ...` (argv[0] is the command)."""
+    command, rest = argv[0], argv[1:]
+    if command == "inference":
+        return run_inference(rest)
+    if command == "eval":
+        return run_eval(rest)
+    print(f"inference.cli: unexpected command {command!r}", file=sys.stderr)
+    return 2

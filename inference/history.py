@@ -1,0 +1,104 @@
+"""The database edge: a user's history in one query, with short timeouts and a circuit breaker.
+
+A dead database must cost a request almost nothing: PostgreSQL connects time out after
+`connect_timeout` seconds, statements after `statement_timeout`, and after a failure the breaker
+skips the database for `retry_seconds` (requests get the fallback list at once; no retry storm).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from db_utils.engine import make_engine
+from db_utils.queries import HistoryItem, history_for
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The history could not be read (database down, slow, or the breaker is open)."""
+
+
+class CircuitBreaker:
+    """Open for `retry_seconds` after a failure; closed again by the next success."""
+
+    def __init__(self, retry_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._open_until = 0.0
+
+    def allow(self) -> bool:
+        return self._clock() >= self._open_until
+
+    @property
+    def is_open(self) -> bool:
+        return not self.allow()
+
+    def success(self) -> None:
+        self._open_until = 0.0
+
+    def failure(self) -> None:
+        self._open_until = self._clock() + self.retry_seconds
+
+
+def postgres_url_with_timeouts(url: str, statement_timeout_ms: int) -> Any:
+    """The URL with `-c statement_timeout=...` appended to any libpq `options` it already has."""
+    parsed = make_url(url)
+    existing = parsed.query.get("options", "")
+    if isinstance(existing, tuple):
+        existing = " ".join(existing)
+    options = f"{existing} -c statement_timeout={int(statement_timeout_ms)}".strip()
+    return parsed.update_query_dict({"options": options})
+
+
+def history_engine(url: str, connect_timeout_seconds: int, statement_timeout_ms: int, pool_size: int) -> Engine:
+    """An engine tuned to fail fast: short connect and statement timeouts on PostgreSQL."""
+    if not url.startswith("postgresql"):
+        return make_engine(url, pool_size=pool_size)
+    return create_engine(
+        postgres_url_with_timeouts(url, statement_timeout_ms),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=1,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, int(connect_timeout_seconds))},
+    )
+
+
+class HistoryStore:
+    """Reads histories through the breaker; every failure becomes DatabaseUnavailable."""
+
+    def __init__(self, engine: Engine, retry_seconds: float) -> None:
+        self.engine = engine
+        self.breaker = CircuitBreaker(retry_seconds)
+
+    def _guarded(self, action: Callable[[Any], Any]) -> Any:
+        if not self.breaker.allow():
+            raise DatabaseUnavailable("database marked down; retrying after the breaker delay")
+        try:
+            with self.engine.connect() as conn:
+                result = action(conn)
+        except SQLAlchemyError as exc:
+            self.breaker.failure()
+            log.warning("history query failed: %s", str(exc).splitlines()[0])
+            raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+        self.breaker.success()
+        return result
+
+    def history(self, user_id: int) -> list[HistoryItem]:
+        """The user's watched and rated films, most recent first (one query)."""
+        return self._guarded(lambda conn: history_for(conn, user_id))
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless `SELECT 1` answers."""
+        self._guarded(lambda conn: conn.execute(text("SELECT 1")).scalar())
+
+    def dispose(self) -> None:
+        self.engine.dispose()

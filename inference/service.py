@@ -1,0 +1,166 @@
+"""One worker's recommendation service: loads the table, the database edge and the strategy once,
+and turns a user id into an answer that is always a list (fallbacks are counted, never raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter, Histogram
+
+from inference.history import DatabaseUnavailable, HistoryStore, history_engine
+from inference.ranking import strategy_named
+from inference.recommender import ChromaNeighbours, Recommendation, Recommender, VectorIndexDown
+from inference.settings import MAX_USER_ID, InferenceSettings
+from movierec.metrics import LATENCY_BUCKETS_SECONDS
+from vectordb_scripts.neighbours import (
+    IndexFormatError,
+    IndexMissing,
+    NeighbourTable,
+    empty_neighbours,
+    load_table,
+    popular_good_order,
+)
+
+log = logging.getLogger(__name__)
+
+RECOMMENDATIONS = Counter("movierec_recommendations_total", "Recommendation lists served", ["version", "kind"])
+FALLBACKS = Counter("movierec_recommend_fallbacks_total", "Answers degraded to the fallback list",
+                    ["version", "reason"])
+RECOMMEND_DURATION = Histogram("movierec_recommend_duration_seconds", "Time to compute one recommendation list",
+                               ["version"], buckets=LATENCY_BUCKETS_SECONDS)
+
+_USER_ID = re.compile(r"[0-9]{1,40}")
+
+
+class InvalidUserId(ValueError):
+    """The user id in the URL is not a positive integer of sane size."""
+
+
+class NoCatalogue(RuntimeError):
+    """Neither a neighbour table nor a catalogue could be loaded: nothing can be recommended."""
+
+
+def parse_user_id(raw: str) -> int:
+    """A positive integer user id <= 10^12, or InvalidUserId with the reason."""
+    if not _USER_ID.fullmatch(raw):
+        raise InvalidUserId(f"user id must be a positive integer, got {raw[:40]!r}")
+    user_id = int(raw)
+    if user_id <= 0:
+        raise InvalidUserId("user id must be positive")
+    if user_id > MAX_USER_ID:
+        raise InvalidUserId(f"user id must be at most {MAX_USER_ID}")
+    return user_id
+
+
+def catalogue_only_table(data_dir: Any) -> NeighbourTable:
+    """Popularity and cold-start list from the catalogue file, without neighbours (index missing)."""
+    try:
+        from vectordb_scripts.catalog_io import load_catalog
+    except ImportError as exc:
+        raise NoCatalogue(f"catalogue reader unavailable: {exc}") from exc
+    try:
+        catalog = load_catalog(data_dir)
+    except (FileNotFoundError, OSError) as exc:
+        raise NoCatalogue(f"no catalogue in {data_dir}: {exc}") from exc
+    import pandas as pd
+
+    def column(name: str) -> np.ndarray | None:
+        return pd.to_numeric(catalog[name], errors="coerce").to_numpy(dtype=np.float64) \
+            if name in catalog.columns else None
+
+    popularity = np.nan_to_num(column("popularity") if "popularity" in catalog.columns
+                               else np.zeros(len(catalog)), nan=0.0)
+    idx, sim = empty_neighbours(len(catalog), 0)
+    return NeighbourTable(
+        ids=tuple(str(i) for i in catalog["id"]), popularity=popularity.astype(np.float32),
+        popular_order=popular_good_order(popularity, column("vote_average"), column("vote_count")),
+        content_idx=idx, content_sim=sim, cooc_idx=idx, cooc_sim=sim, catalog_hash="catalogue-only",
+    )
+
+
+@dataclass
+class Answer:
+    user_id: int
+    recommendation: Recommendation
+    latency_ms: float
+
+
+class RecommendationService:
+    """Everything one worker needs, created once: table, recommender, history store, metrics labels."""
+
+    def __init__(self, settings: InferenceSettings, recommender: Recommender, history: HistoryStore,
+                 index_status: str) -> None:
+        self.settings = settings
+        self.version = settings.model_version
+        self.recommender = recommender
+        self.history = history
+        self.index_status = index_status
+
+    @classmethod
+    def from_settings(cls, settings: InferenceSettings) -> RecommendationService:
+        try:
+            table = load_table(settings.index_path)
+            index_status = "ok"
+        except (IndexMissing, IndexFormatError) as exc:
+            log.warning("neighbour table unavailable (%s); serving from the catalogue + ChromaDB", exc)
+            table = catalogue_only_table(settings.common.data_dir)
+            index_status = f"missing: {exc}"
+        chroma = ChromaNeighbours(settings.common.chroma_url, settings.common.chroma_path,
+                                  settings.common.chroma_collection, table.row_of)
+        recommender = Recommender(table, strategy_named(settings.strategy), chroma)
+        engine = history_engine(settings.common.database_url, settings.db_connect_timeout_seconds,
+                                settings.db_statement_timeout_ms, settings.db_pool_size)
+        return cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
+
+    def recommend(self, user_id: int) -> Answer:
+        """Always an answer: DB or index trouble degrades to the fallback list (and is counted)."""
+        started = time.perf_counter()
+        history: list[Any] = []
+        try:
+            history = self.history.history(user_id)
+            result = self.recommender.recommend(history)
+        except DatabaseUnavailable:
+            result = self.recommender.popular(reason="database")
+        except VectorIndexDown as exc:
+            log.warning("vector index down: %s", exc)
+            result = self.recommender.popular(history, reason="vector_index")
+        except Exception:
+            log.exception("recommendation failed for user %s", user_id)
+            result = self._safe_popular(history)
+        elapsed = time.perf_counter() - started
+        RECOMMEND_DURATION.labels(self.version).observe(elapsed)
+        RECOMMENDATIONS.labels(self.version, result.kind).inc()
+        if result.fallback_reason:
+            FALLBACKS.labels(self.version, result.fallback_reason).inc()
+        return Answer(user_id, result, elapsed * 1000.0)
+
+    def _safe_popular(self, history: list[Any]) -> Recommendation:
+        try:
+            return self.recommender.popular(history, reason="error")
+        except Exception:
+            return self.recommender.popular(reason="error")
+
+    def health(self) -> dict[str, Any]:
+        """Status of the database and the index; `status` is ok or degraded (the service still answers)."""
+        try:
+            self.history.ping()
+            db = "ok"
+        except DatabaseUnavailable as exc:
+            db = f"down: {exc}"
+        table = self.recommender.table
+        degraded = db != "ok" or self.index_status != "ok"
+        return {
+            "status": "degraded" if degraded else "ok",
+            "version": self.version,
+            "strategy": self.settings.strategy,
+            "db": db,
+            "index": {"status": self.index_status, "films": len(table), "catalog_hash": table.catalog_hash,
+                      "built_at": table.built_at, "content_neighbours": table.has_content,
+                      "cooccurrence": table.has_cooccurrence},
+        }
