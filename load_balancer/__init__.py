@@ -1,0 +1,1 @@
+"""The canary router (sticky users, health checks, timeouts) and the release pipeline."""

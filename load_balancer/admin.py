@@ -1,0 +1,143 @@
+"""Admin API under `/admin` (bearer token from LB_ADMIN_TOKEN): backends, weight, promote, roll back.
+
+Every change is written to the `deployments` table; this worker reloads at once, the others
+within LB_STATE_POLL_SECONDS. Without a configured token the admin API is disabled.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, make_response, request
+
+from load_balancer import state as deployments
+from load_balancer.lb_metrics import RELEASE_DECISIONS
+
+log = logging.getLogger(__name__)
+admin = Blueprint("admin", __name__)
+
+
+def _deny(status: int, message: str) -> None:
+    response = make_response(jsonify({"error": message}), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="movierec-admin"'
+    abort(response)
+
+
+@admin.before_request
+def _authorise() -> None:
+    from load_balancer.app import context
+
+    token = context().settings.admin_token
+    if not token:
+        _deny(403, "admin API disabled: set LB_ADMIN_TOKEN to enable it")
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        _deny(401, "missing bearer token (Authorization: Bearer <LB_ADMIN_TOKEN>)")
+    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        _deny(401, "wrong admin token")
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        _deny(400, "the body must be a JSON object")
+    return body
+
+
+def _apply(change: Any) -> Any:
+    """Run a state change in a session, reload this worker, answer with the new state."""
+    from load_balancer.app import context
+
+    ctx = context()
+    with ctx.sessions() as session:
+        try:
+            result = change(session)
+        except deployments.StateError as exc:
+            session.rollback()
+            _deny(409, str(exc))
+    ctx.reload()
+    return result, ctx
+
+
+def _listing(ctx: Any) -> dict[str, Any]:
+    listing = ctx.state.as_dict()
+    for name in ("main", "nightly"):
+        backend = ctx.state.backend(name)
+        if backend is not None:
+            listing[name]["up"] = ctx.health.is_up(backend.url)
+            listing[name]["observed_version"] = ctx.health.observed_version(backend.url)
+    return listing
+
+
+@admin.get("/backends")
+def list_backends() -> Any:
+    from load_balancer.app import context
+
+    ctx = context()
+    ctx.reload()
+    return jsonify(_listing(ctx))
+
+
+@admin.route("/canary-weight", methods=["PUT", "POST"])
+def put_canary_weight() -> Any:
+    body = _body()
+    try:
+        weight = float(body["weight"])
+    except (KeyError, TypeError, ValueError):
+        _deny(400, 'body must be {"weight": <number in [0, 1]>}')
+    _, ctx = _apply(lambda s: deployments.set_canary_weight(s, weight))
+    log.info("admin canary_weight=%s", weight)
+    return jsonify(_listing(ctx))
+
+
+@admin.post("/backends")
+def register() -> Any:
+    body = _body()
+    for key in ("name", "url"):
+        if not body.get(key):
+            _deny(400, f"missing {key!r} (name main|nightly, url, version)")
+    weight = body.get("weight")
+    _, ctx = _apply(lambda s: deployments.register_backend(
+        s, str(body["name"]), str(body["url"]).rstrip("/"), str(body.get("version") or ""),
+        git_ref=body.get("git_ref"), release_id=body.get("release_id"),
+        weight=None if weight is None else float(weight), salt=body.get("salt"), details=body.get("details")))
+    log.info("admin register name=%s url=%s version=%s", body["name"], body["url"], body.get("version"))
+    return jsonify(_listing(ctx)), 201
+
+
+@admin.delete("/backends/<name>")
+def deregister(name: str) -> Any:
+    _, ctx = _apply(lambda s: deployments.deregister_backend(s, name))
+    log.info("admin deregister name=%s", name)
+    return jsonify(_listing(ctx))
+
+
+@admin.post("/promote")
+def promote() -> Any:
+    body = _body()
+    (old_main, new_main), ctx = _apply(lambda s: deployments.promote(s, body.get("metrics"), body.get("note")))
+    RELEASE_DECISIONS.labels("promote").inc()
+    log.info("admin promote version=%s", new_main.version)
+    return jsonify({"state": _listing(ctx), "old_main": _describe(old_main), "new_main": _describe(new_main)})
+
+
+@admin.post("/rollback")
+def rollback() -> Any:
+    body = _body()
+    rolled_back, ctx = _apply(lambda s: deployments.rollback(s, body.get("metrics"), body.get("note")))
+    RELEASE_DECISIONS.labels("rollback").inc()
+    log.info("admin rollback version=%s", rolled_back.version)
+    return jsonify({"state": _listing(ctx), "rolled_back": _describe(rolled_back)})
+
+
+def _describe(backend: deployments.Backend | None) -> dict[str, Any] | None:
+    if backend is None:
+        return None
+    return {"deployment_id": backend.deployment_id, "url": backend.url, "version": backend.version,
+            "release_id": backend.release_id, "details": backend.details}

@@ -1,0 +1,149 @@
+"""The canary router: `GET /recommend/<user_id>` forwarded to main or nightly, sticky per user.
+
+`create_app(settings)` builds one worker: a state snapshot reloaded from the database every
+second or so (the hot path never queries the database), active health checks, keep-alive
+sessions, and the admin API under `/admin`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy.orm import Session, sessionmaker
+
+from db_utils.engine import make_engine, make_session_factory
+from load_balancer.backends import BackendFailure, HealthChecker, SessionPool, fetch, periodic
+from load_balancer.lb_metrics import LB_BACKEND_ERRORS, LB_CANARY_WEIGHT, LB_LATENCY, LB_REQUESTS, LB_RETRIES
+from load_balancer.routing import assign_arm, route_order
+from load_balancer.settings import RouterSettings
+from load_balancer.state import RouterState, bootstrap, load_state
+from movierec.metrics import instrument_flask
+
+log = logging.getLogger(__name__)
+router = Blueprint("router", __name__)
+
+
+@dataclass
+class RouterContext:
+    """Per-worker resources of the router."""
+
+    settings: RouterSettings
+    sessions: sessionmaker[Session]
+    pool: SessionPool
+    health: HealthChecker
+    state: RouterState = field(default_factory=RouterState)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def reload(self) -> bool:
+        """Re-read the deployments; True when the state changed."""
+        with self.sessions() as session:
+            new = load_state(session)
+        changed = new != self.state
+        if changed:
+            log.info("router state: %s", new.as_dict())
+            self.state = new
+        LB_CANARY_WEIGHT.set(new.canary_weight if new.nightly else 0.0)
+        return changed
+
+    def version_of(self, name: str) -> str:
+        backend = self.state.backend(name)
+        if backend is None:
+            return ""
+        return backend.version or self.health.observed_version(backend.url) or ""
+
+
+def context() -> RouterContext:
+    return current_app.extensions["movierec_lb"]
+
+
+@router.get("/recommend/<user_id>")
+def recommend(user_id: str) -> Response:
+    ctx = context()
+    started = time.perf_counter()
+    state = ctx.state
+    main, nightly = state.main, state.nightly
+    assigned = assign_arm(user_id, state.salt, state.canary_weight) if nightly else "main"
+    order = route_order(assigned, main is not None and ctx.health.is_up(main.url),
+                        nightly is not None and ctx.health.is_up(nightly.url), nightly is not None)
+    last_failure: BackendFailure | None = None
+    tried: list[str] = []
+    for name in order:
+        backend = state.backend(name)
+        if backend is None:
+            continue
+        if tried:
+            LB_RETRIES.labels(tried[-1]).inc()
+        tried.append(name)
+        try:
+            answer = fetch(ctx.pool, f"{backend.url}/recommend/{user_id}", ctx.settings.backend_timeout_seconds,
+                           params=request.args.to_dict() or None)
+        except BackendFailure as failure:
+            last_failure = failure
+            LB_BACKEND_ERRORS.labels(name, failure.kind).inc()
+            if failure.kind == "connect":
+                ctx.health.mark_down(backend.url)
+            log.warning("backend=%s user=%s failure=%s", name, user_id, failure)
+            continue
+        version = answer.model_version or ctx.version_of(name)
+        response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+        response.headers["X-Served-By"] = name
+        if version:
+            response.headers["X-Model-Version"] = version
+        LB_REQUESTS.labels(name, version, str(answer.status)).inc()
+        LB_LATENCY.labels(name).observe(time.perf_counter() - started)
+        return response
+    status = 504 if last_failure is not None and last_failure.kind == "timeout" else 502
+    if not tried:
+        status = 503
+    LB_REQUESTS.labels("none", "", str(status)).inc()
+    LB_LATENCY.labels("none").observe(time.perf_counter() - started)
+    message = f"no backend answered ({last_failure})" if tried else "no backend registered"
+    return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+@router.get("/health")
+def health() -> Any:
+    ctx = context()
+    state = ctx.state
+    body = {
+        "status": "ok" if state.main is not None else "degraded",
+        "backends": {name: {"url": b.url, "up": ctx.health.is_up(b.url), "version": ctx.version_of(name)}
+                     for name in ("main", "nightly") if (b := state.backend(name)) is not None},
+        "canary_weight": state.canary_weight,
+    }
+    return jsonify(body), 200
+
+
+def create_app(settings: RouterSettings | None = None, *, background: bool = True) -> Flask:
+    """One router worker. `background=False` skips the polling threads (tests drive `reload`)."""
+    settings = settings or RouterSettings.from_env()
+    engine = make_engine(settings.common.database_url, pool_size=2)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        bootstrap(session, settings.main_url, settings.nightly_url, settings.canary_weight)
+    app = Flask(__name__)
+    ctx: RouterContext
+    health_checker = HealthChecker(lambda: ctx.state, settings.health_interval_seconds,
+                                   timeout_seconds=max(0.5, settings.backend_timeout_seconds * 3))
+    ctx = RouterContext(settings=settings, sessions=sessions, pool=SessionPool(pool_size=max(4, settings.threads)),
+                        health=health_checker)
+    ctx.reload()
+    app.extensions["movierec_lb"] = ctx
+    app.register_blueprint(router)
+    from load_balancer.admin import admin
+
+    app.register_blueprint(admin, url_prefix="/admin")
+    instrument_flask(app, "router")
+    if background:
+        health_checker.start()
+        periodic("lb-state", settings.state_poll_seconds, ctx.reload, ctx.stop, settings.state_poll_seconds)
+        from load_balancer.online_eval import refresh_hit_rate_gauge
+
+        periodic("lb-online-hit-rate", settings.online_eval_interval_seconds,
+                 lambda: refresh_hit_rate_gauge(ctx), ctx.stop, first_delay_seconds=5.0)
+    return app

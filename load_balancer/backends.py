@@ -1,0 +1,148 @@
+"""Talking to the backends: pooled keep-alive sessions, one forward with retry, active health checks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from load_balancer.lb_metrics import LB_BACKEND_UP
+from load_balancer.state import RouterState
+
+log = logging.getLogger(__name__)
+
+
+class BackendFailure(Exception):
+    """A backend did not answer usefully: kind is timeout, connect or http_5xx."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class BackendAnswer:
+    status: int
+    body: bytes
+    content_type: str
+    model_version: str | None
+
+
+class SessionPool:
+    """One keep-alive `requests.Session` per thread of this worker (urllib3 pools underneath)."""
+
+    def __init__(self, pool_size: int = 16) -> None:
+        self._local = threading.local()
+        self._pool_size = pool_size
+
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+        return session
+
+
+def fetch(pool: SessionPool, url: str, timeout_seconds: float, params: dict[str, str] | None = None) -> BackendAnswer:
+    """GET `url` once; raise BackendFailure on timeout, refused connection or a 5xx answer."""
+    try:
+        response = pool.session().get(url, params=params, timeout=(timeout_seconds, timeout_seconds))
+    except requests.Timeout as exc:
+        raise BackendFailure("timeout", str(exc)) from exc
+    except requests.RequestException as exc:
+        raise BackendFailure("connect", str(exc)) from exc
+    if response.status_code >= 500:
+        raise BackendFailure("http_5xx", f"status {response.status_code}")
+    return BackendAnswer(response.status_code, response.content,
+                         response.headers.get("Content-Type", "text/plain; charset=utf-8"),
+                         response.headers.get("X-Model-Version"))
+
+
+class HealthChecker:
+    """Polls `/health` of the current backends; a failing backend is out until it answers again."""
+
+    def __init__(self, state: Callable[[], RouterState], interval_seconds: float, timeout_seconds: float = 1.0) -> None:
+        self._state = state
+        self._interval = interval_seconds
+        self._timeout = timeout_seconds
+        self._up: dict[str, bool] = {}
+        self._versions: dict[str, str] = {}
+        self._pool = SessionPool(pool_size=2)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def is_up(self, url: str | None) -> bool:
+        # Unknown URLs count as up until the first check says otherwise.
+        return bool(url) and self._up.get(url or "", True)
+
+    def observed_version(self, url: str | None) -> str | None:
+        return self._versions.get(url or "")
+
+    def mark_down(self, url: str) -> None:
+        """Passive check: a refused connection takes the backend out until the next good check."""
+        self._up[url] = False
+
+    def check_once(self) -> None:
+        state = self._state()
+        for name in ("main", "nightly"):
+            backend = state.backend(name)
+            if backend is None:
+                LB_BACKEND_UP.labels(name).set(0)
+                continue
+            up = False
+            try:
+                response = self._pool.session().get(f"{backend.url}/health", timeout=self._timeout)
+                up = response.status_code == 200
+                version = response.headers.get("X-Model-Version")
+                if version:
+                    self._versions[backend.url] = version
+            except requests.RequestException:
+                up = False
+            if self._up.get(backend.url) != up:
+                log.info("backend=%s url=%s up=%s", name, backend.url, up)
+            self._up[backend.url] = up
+            LB_BACKEND_UP.labels(name).set(1 if up else 0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_once()
+            except Exception:  # the checker must outlive any surprise
+                log.exception("health check failed")
+            self._stop.wait(self._interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lb-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def periodic(name: str, interval_seconds: float, task: Callable[[], None], stop: threading.Event,
+             first_delay_seconds: float = 0.0) -> threading.Thread:
+    """Run `task` every `interval_seconds` in a daemon thread until `stop` is set."""
+
+    def loop() -> None:
+        if stop.wait(first_delay_seconds):
+            return
+        while True:
+            started = time.monotonic()
+            try:
+                task()
+            except Exception:
+                log.exception("periodic task %s failed", name)
+            if stop.wait(max(0.0, interval_seconds - (time.monotonic() - started))):
+                return
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,121 @@
+"""Commands of the load balancer package: `lb`, `release`, `hooks`, `scheduler`, `eval online`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def lb_main(argv: list[str]) -> int:
+    from load_balancer.settings import RouterSettings
+
+    parser = argparse.ArgumentParser(prog="movierec lb", description="the canary router (gunicorn)")
+    parser.add_argument("--host", default=None, help="bind address (LB_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (LB_PORT, default 8082)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (LB_WORKERS, default 2)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (LB_THREADS, default 8)")
+    args = parser.parse_args(argv)
+    settings = RouterSettings.from_env()
+    host, port = args.host or settings.host, args.port or settings.port
+    workers, threads = args.workers or settings.workers, args.threads or settings.threads
+    # Seed the deployments table once, before the workers fork (they only read it).
+    from db_utils.engine import make_engine, make_session_factory
+    from load_balancer.state import bootstrap
+
+    with make_session_factory(make_engine(settings.common.database_url, pool_size=1))() as session:
+        bootstrap(session, settings.main_url, settings.nightly_url, settings.canary_weight)
+    from load_balancer.app import create_app
+    from movierec.serving import serve
+
+    log.info("router on %s:%s workers=%s threads=%s", host, port, workers, threads)
+    serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads)
+    return 0
+
+
+def release_main(argv: list[str]) -> int:
+    from load_balancer.release import GateFailed, ReleaseError, release_nightly
+    from load_balancer.settings import ReleaseSettings
+
+    parser = argparse.ArgumentParser(prog="movierec release", description="gate, deploy and schedule a nightly")
+    sub = parser.add_subparsers(dest="action", required=True)
+    nightly = sub.add_parser("nightly", help="release <git-ref> as the nightly")
+    nightly.add_argument("ref", help="git ref (tag, branch, commit) in the repository")
+    args = parser.parse_args(argv)
+    settings = ReleaseSettings.from_env()
+    try:
+        result = release_nightly(args.ref, settings)
+    except GateFailed as exc:
+        print(f"release stopped at the offline gate: {exc}", file=sys.stderr)
+        return 3
+    except ReleaseError as exc:
+        print(f"release failed: {exc}", file=sys.stderr)
+        return 4
+    print(f"release {result.release_id}: nightly {result.version} at {result.url}, "
+          f"canary weight {settings.canary_weight}, online evaluation at {result.evaluate_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def hooks_main(argv: list[str]) -> int:
+    from load_balancer.hooks import install_hook
+    from movierec.settings import CommonSettings
+
+    parser = argparse.ArgumentParser(prog="movierec hooks", description="git hooks for tagged releases")
+    sub = parser.add_subparsers(dest="action", required=True)
+    install = sub.add_parser("install", help="install the reference-transaction hook")
+    install.add_argument("--repo", default=".", help="repository (default: the current one)")
+    install.add_argument("--force", action="store_true", help="overwrite a hook not installed by movierec")
+    args = parser.parse_args(argv)
+    from load_balancer.release import git
+
+    repo = Path(git(Path(args.repo), "rev-parse", "--show-toplevel"))
+    target = install_hook(repo, CommonSettings.from_env().data_dir, force=args.force)
+    print(f"installed {target}: tags release-recommender-nightly-* run `movierec release nightly <tag>`")
+    return 0
+
+
+def scheduler_main(argv: list[str]) -> int:
+    from load_balancer.schedule import run_scheduler
+    from load_balancer.settings import ReleaseSettings
+
+    parser = argparse.ArgumentParser(prog="movierec scheduler", description="runs <data_dir>/crontab")
+    parser.add_argument("--tick", type=float, default=None, help="seconds between checks (SCHEDULER_TICK_SECONDS)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: never)")
+    args = parser.parse_args(argv)
+    settings = ReleaseSettings.from_env()
+    settings.common.data_dir.mkdir(parents=True, exist_ok=True)
+    run_scheduler(settings.crontab_path, args.tick or settings.scheduler_tick_seconds,
+                  settings.common.data_dir / "scheduler.log", args.max_seconds)
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    if not argv or argv[0] != "online":
+        print("movierec eval: this package only runs `eval online <release-id>`", file=sys.stderr)
+        return 2
+    from load_balancer.online_eval import main
+
+    return main(argv[1:])
+
+
+COMMANDS = {"lb": lb_main, "release": release_main, "hooks": hooks_main, "scheduler": scheduler_main,
+            "eval": eval_main}
+
+
+def main(argv: list[str]) -> int:
+    """argv[0] is the command name (movierec.cli convention)."""
+    if not argv or argv[0] not in COMMANDS:
+        print(f"load_balancer.cli: unknown command {argv[:1]}", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    from movierec.settings import CommonSettings
+
+    logging.basicConfig(level=CommonSettings.from_env().log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,222 @@
+"""`movierec eval online <release-id>`: compare the arms on the recommendation log, then decide.
+
+The window is the nightly's own traffic: from its first to its last logged request (stream time,
+so the clocks of the writers do not matter); main's requests in the same window form the other
+arm. Hits are watches that start within RELEASE_HIT_HORIZON_MINUTES of a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db_utils.engine import make_engine, make_session_factory
+from db_utils.models import Recommendation, Watch
+from load_balancer import deploy
+from load_balancer.admin_client import AdminClient
+from load_balancer.lb_metrics import ONLINE_HIT_RATE
+from load_balancer.notify import notify, slack_payload
+from load_balancer.routing import assign_arm
+from load_balancer.schedule import schedule_once
+from load_balancer.settings import ReleaseSettings
+from load_balancer.state import find_release, load_state, update_release_metrics
+from load_balancer.stats import ServedRecommendation, Verdict, WatchStart, decide, serve_share, summarise_arm
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(Exception):
+    """The release cannot be evaluated (unknown, already decided, arms not separable)."""
+
+
+def _as_datetime(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def load_window(
+    session: Session, main_version: str, nightly_version: str | None, horizon: timedelta,
+    lookback: timedelta | None = None, limit: int = 200_000, fallback_lookback: timedelta | None = None,
+) -> tuple[list[ServedRecommendation], list[WatchStart]]:
+    """Logged requests of both versions in the nightly's window (or the newest `lookback` of main's
+    traffic when there is no nightly) and the watches that started after them.
+
+    A nightly that never answered anything has no window of its own: then main's newest
+    `fallback_lookback` is used, so a failing nightly is still judged on its users' traffic."""
+
+    def bounds_of(version: str) -> tuple[Any, Any]:
+        return tuple(session.execute(select(func.min(Recommendation.requested_at),
+                                            func.max(Recommendation.requested_at))
+                                     .where(Recommendation.model_version == version)).one())
+
+    start, end = bounds_of(nightly_version or main_version)
+    if start is None and nightly_version and fallback_lookback is not None:
+        start, end = bounds_of(main_version)
+        lookback = fallback_lookback
+    if start is None:
+        return [], []
+    start, end = _as_datetime(start), _as_datetime(end)
+    if lookback is not None:
+        start = max(start, end - lookback)
+    versions = [v for v in (main_version, nightly_version) if v]
+    rows = session.execute(
+        select(Recommendation.user_id, Recommendation.requested_at, Recommendation.model_version,
+               Recommendation.results)
+        .where(Recommendation.model_version.in_(versions), Recommendation.requested_at >= start,
+               Recommendation.requested_at <= end, Recommendation.status == 200)
+        .order_by(Recommendation.requested_at.desc()).limit(limit)
+    ).all()
+    recs = [ServedRecommendation(int(u), _as_datetime(t), v, tuple(r or ())) for u, t, v, r in rows]
+    users = sorted({rec.user_id for rec in recs})
+    watches: list[WatchStart] = []
+    for chunk_start in range(0, len(users), 1000):
+        chunk = users[chunk_start:chunk_start + 1000]
+        watches += [WatchStart(int(u), m, _as_datetime(f)) for u, m, f in session.execute(
+            select(Watch.user_id, Watch.movie_id, Watch.first_seen)
+            .where(Watch.user_id.in_(chunk), Watch.first_seen >= start, Watch.first_seen <= end + horizon))]
+    return recs, watches
+
+
+def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> dict[str, Any]:
+    """The release's arms, test and verdict (no side effects)."""
+    row = find_release(session, release_id)
+    if row is None:
+        raise EvaluationError(f"unknown release {release_id!r}")
+    if row.role != "nightly":
+        raise EvaluationError(f"release {release_id} is no longer the nightly (status {row.status})")
+    main = load_state(session).main
+    if main is None:
+        raise EvaluationError("no main backend to compare with")
+    horizon = timedelta(minutes=settings.hit_horizon_minutes)
+    if not main.version or main.version == row.version:
+        verdict = Verdict("rollback", f"main and nightly report the same model version {row.version!r}: "
+                                      "the arms cannot be told apart in the recommendation log")
+        return {"verdict": verdict.as_dict(), "main": None, "nightly": None}
+    registered = (row.metrics or {}).get("registered_at")
+    window = timedelta(minutes=settings.window_minutes)
+    age = datetime.now() - datetime.fromisoformat(registered) if registered else window
+    recs, watches = load_window(session, main.version, row.version, horizon, fallback_lookback=age)
+    main_arm = summarise_arm(main.version, recs, watches, horizon)
+    nightly_arm = summarise_arm(row.version, recs, watches, horizon)
+    assigned = {rec.user_id: assign_arm(rec.user_id, row.salt or "", row.weight) == "nightly" for rec in recs}
+    assigned_requests, share = serve_share(recs, assigned, row.version)
+    verdict = decide(main_arm, nightly_arm, alpha=settings.alpha, margin=settings.margin,
+                     min_users_per_arm=settings.min_users_per_arm, nightly_share=share,
+                     nightly_assigned_requests=assigned_requests, min_serve_share=settings.min_nightly_serve_share)
+    return {"verdict": verdict.as_dict(), "main": main_arm.as_dict(), "nightly": nightly_arm.as_dict(),
+            "nightly_assigned_requests": assigned_requests, "nightly_serve_share": share,
+            "horizon_minutes": settings.hit_horizon_minutes, "alpha": settings.alpha, "margin": settings.margin,
+            "evaluated_at": datetime.now().isoformat(timespec="seconds")}
+
+
+def run_online_eval(release_id: str, settings: ReleaseSettings) -> str:
+    """Evaluate, then promote / roll back / extend once; record, notify. Returns what was done."""
+    sessions = make_session_factory(make_engine(settings.common.database_url, pool_size=1))
+    with sessions() as session:
+        evaluation = evaluate(session, release_id, settings)
+        row = find_release(session, release_id)
+        assert row is not None
+        details = dict(row.metrics or {})
+        version = row.version
+    decision = evaluation["verdict"]["decision"]
+    reason = evaluation["verdict"]["reason"]
+    history = [*details.get("evaluations", []), evaluation]
+    if decision == "inconclusive" and not details.get("extended"):
+        when = schedule_once(settings.crontab_path, release_id, _eval_command(settings, release_id),
+                             datetime.now() + timedelta(minutes=settings.window_minutes))
+        with sessions() as session:
+            update_release_metrics(session, release_id, {"evaluations": history, "extended": True})
+        _notify(settings, "inconclusive", f"Release {release_id}: window extended",
+                f"{reason}. Evaluating again at {when:%H:%M}.", evaluation)
+        return "extend"
+    if decision == "inconclusive":
+        decision, reason = "rollback", f"still inconclusive after one extension: {reason}"
+    metrics = {"evaluations": history, "decision_reason": reason}
+    admin = AdminClient(settings.admin_url, settings.admin_token)
+    if decision == "promote":
+        answer = admin.promote(metrics, note=reason)
+        old = answer.get("old_main") or {}
+        stopped = deploy.stop_backend((old.get("details") or {}).get("handle"))
+        log.info("promoted release=%s old_main=%s stopped=%s", release_id, old.get("version"), stopped)
+        _notify(settings, "promote", f"Nightly {version} promoted to main", reason, evaluation)
+    else:
+        admin.rollback(metrics, note=reason)
+        deploy.stop_backend(details.get("handle"))
+        _remove_worktree(details)
+        _notify(settings, "rollback", f"Nightly {version} rolled back", reason, evaluation)
+    return decision
+
+
+def _eval_command(settings: ReleaseSettings, release_id: str) -> str:
+    from load_balancer.release import eval_command
+
+    return eval_command(settings, release_id)
+
+
+def _remove_worktree(details: dict[str, Any]) -> None:
+    from load_balancer.release import ReleaseError, git
+
+    if details.get("repo") and details.get("worktree") and details.get("backend") == "process":
+        with contextlib.suppress(ReleaseError):
+            git(Path(details["repo"]), "worktree", "remove", "--force", details["worktree"])
+
+
+def _notify(settings: ReleaseSettings, event: str, title: str, text: str, evaluation: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {}
+    for arm in ("main", "nightly"):
+        summary = evaluation.get(arm) or {}
+        if summary:
+            fields[f"{arm} hit rate"] = (f"{summary['mean_user_hit_rate']:.3f} per user, {summary['users']} users, "
+                                         f"{summary['requests']} requests")
+    verdict = evaluation.get("verdict") or {}
+    if verdict.get("p_value") is not None:
+        fields["p-value (Mann-Whitney)"] = f"{verdict['p_value']:.4g}"
+    notify(settings.slack_webhook_url, slack_payload(event, title, text, fields))
+
+
+def refresh_hit_rate_gauge(ctx: Any) -> None:
+    """`movierec_online_hit_rate{arm}` over the newest traffic of the router's current arms."""
+    state = ctx.state
+    main_version, nightly_version = ctx.version_of("main"), ctx.version_of("nightly") if state.nightly else None
+    if not main_version:
+        return
+    horizon = timedelta(minutes=ctx.settings.hit_horizon_minutes)
+    with ctx.sessions() as session:
+        recs, watches = load_window(session, main_version, nightly_version or None, horizon,
+                                    lookback=timedelta(minutes=60), limit=50_000)
+    for arm, version in (("main", main_version), ("nightly", nightly_version)):
+        if version:
+            summary = summarise_arm(version, recs, watches, horizon)
+            if summary.requests:
+                ONLINE_HIT_RATE.labels(arm).set(summary.hit_rate)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="movierec eval online", description=__doc__)
+    parser.add_argument("release_id")
+    parser.add_argument("--dry-run", action="store_true", help="print the evaluation, change nothing")
+    # Called as main(["eval", "online", id]) by inference.cli, or main([id]) by load_balancer.cli.
+    while argv and argv[0] in {"eval", "online"}:
+        argv = argv[1:]
+    args = parser.parse_args(argv)
+    settings = ReleaseSettings.from_env()
+    try:
+        if args.dry_run:
+            import json
+
+            with make_session_factory(make_engine(settings.common.database_url, pool_size=1))() as session:
+                print(json.dumps(evaluate(session, args.release_id, settings), indent=2, default=str))
+            return 0
+        outcome = run_online_eval(args.release_id, settings)
+    except EvaluationError as exc:
+        print(f"movierec eval online: {exc}")
+        return 1
+    print(f"release {args.release_id}: {outcome}")
+    return 0

@@ -1,0 +1,148 @@
+"""`movierec release nightly <git-ref>`: offline gate, start the nightly, register it, schedule the decision.
+
+(a) a git worktree of the ref under <data_dir>/releases/<release-id> runs its own offline
+evaluation (`python -m movierec.cli eval offline --gate ...`, PYTHONPATH = worktree); a failing
+gate stops everything before anything starts. (b) the nightly starts from that worktree (process)
+or as a container (docker). (c) it is registered at the router at the canary weight. (d) the
+online evaluation is scheduled in the crontab file at now + window.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from db_utils.engine import make_engine, make_session_factory
+from load_balancer import deploy
+from load_balancer.admin_client import AdminClient, AdminError
+from load_balancer.notify import notify, slack_payload
+from load_balancer.schedule import schedule_once
+from load_balancer.settings import ReleaseSettings
+from load_balancer.state import record_release
+
+log = logging.getLogger(__name__)
+
+
+class ReleaseError(Exception):
+    """A release step failed; nothing is left running."""
+
+
+class GateFailed(ReleaseError):
+    """The ref's offline evaluation did not pass its gate."""
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    release_id: str
+    sha: str
+    url: str
+    version: str
+    evaluate_at: datetime
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], env=deploy.clean_env({}), capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise ReleaseError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def repo_root(settings: ReleaseSettings) -> Path:
+    return Path(git(Path(settings.repo_dir or "."), "rev-parse", "--show-toplevel"))
+
+
+def make_release_id(sha: str, now: datetime) -> str:
+    return f"{now:%Y%m%d-%H%M%S}-{sha[:8]}"
+
+
+def run_gate(settings: ReleaseSettings, worktree: Path, log_path: Path) -> int:
+    """The ref's own offline evaluation; returns its exit code (0 = gate passed)."""
+    argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--gate", settings.gate_strategy]
+    if settings.gate_min_hit_rate > 0:
+        argv += ["--min-hr", f"{settings.gate_min_hit_rate:g}"]
+    env = deploy.clean_env({"PYTHONPATH": str(worktree), "MOVIEREC_DATA_DIR": str(settings.common.data_dir)})
+    log.info("gate argv=%s cwd=%s", argv, worktree)
+    with open(log_path, "ab") as out:
+        return subprocess.run(argv, cwd=worktree, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL).returncode
+
+
+def eval_command(settings: ReleaseSettings, release_id: str) -> str:
+    """The crontab command of the online evaluation (the platform's code, not the ref's)."""
+    log_path = settings.releases_dir / release_id / "online-eval.log"
+    return (f"{shlex.quote(sys.executable)} -m load_balancer.cli eval online {shlex.quote(release_id)} "
+            f">> {shlex.quote(str(log_path))} 2>&1")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = None) -> ReleaseResult:
+    """Steps (a)-(d); raises GateFailed or ReleaseError with a clear message, leaving nothing running."""
+    now = now or datetime.now()
+    repo = repo_root(settings)
+    sha = git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    release_id = make_release_id(sha, now)
+    release_dir = settings.releases_dir / release_id
+    release_dir.mkdir(parents=True, exist_ok=True)
+    worktree = release_dir / "worktree"
+    sessions = make_session_factory(make_engine(settings.common.database_url, pool_size=1))
+    details = {"release_id": release_id, "sha": sha, "ref": ref, "repo": str(repo), "worktree": str(worktree),
+               "backend": settings.backend, "strategy": settings.serve_strategy}
+
+    def fail(status: str, message: str) -> None:
+        with sessions() as session:
+            record_release(session, release_id, git_ref=ref, status=status, metrics=details, note=message)
+        notify(settings.slack_webhook_url, slack_payload(
+            "gate_failed" if status == "gate_failed" else "failed", f"Release {release_id} stopped", message,
+            {"ref": ref, "commit": sha[:12], "step": status}))
+
+    git(repo, "worktree", "add", "--detach", str(worktree), sha)
+    log.info("release=%s ref=%s sha=%s worktree=%s", release_id, ref, sha, worktree)
+    gate_log = release_dir / "gate.log"
+    code = run_gate(settings, worktree, gate_log)
+    if code != 0:
+        message = (f"offline gate failed for {ref} ({sha[:12]}): `eval offline --gate {settings.gate_strategy}` "
+                   f"exited {code}; nothing was started. Log: {gate_log}\n{_tail(gate_log)}")
+        fail("gate_failed", message)
+        git(repo, "worktree", "remove", "--force", str(worktree))
+        raise GateFailed(message)
+
+    started: deploy.StartedBackend | None = None
+    model_version = f"{settings.serve_strategy}-{release_id}" if settings.serve_strategy else f"r{release_id}"
+    try:
+        if settings.backend == "docker":
+            started = deploy.start_docker(settings, release_id, sha[:12], settings.serve_strategy, model_version,
+                                          network=settings.docker_network)
+        else:
+            started = deploy.start_process(settings, worktree, settings.serve_strategy, release_dir / "nightly.log",
+                                           model_version)
+        details["handle"] = started.handle
+        version = deploy.wait_healthy(started.url, settings.start_timeout_seconds, started.handle) or model_version
+        details["registered_at"] = datetime.now().isoformat()
+        AdminClient(settings.admin_url, settings.admin_token).register(
+            name="nightly", url=started.url, version=version, git_ref=ref, release_id=release_id,
+            weight=settings.canary_weight, salt=release_id, details=details)
+    except (deploy.DeployError, AdminError) as exc:
+        deploy.stop_backend(started.handle if started else None)
+        message = f"could not deploy {ref} ({sha[:12]}): {exc}"
+        fail("deploy_failed", message)
+        raise ReleaseError(message) from exc
+
+    evaluate_at = schedule_once(settings.crontab_path, release_id, eval_command(settings, release_id),
+                                datetime.now() + timedelta(minutes=settings.window_minutes))
+    notify(settings.slack_webhook_url, slack_payload(
+        "deployed", f"Nightly {version} is live", f"{ref} ({sha[:12]}) serves {settings.canary_weight:.0%} of users; "
+        f"online evaluation at {evaluate_at:%Y-%m-%d %H:%M}.",
+        {"release": release_id, "url": started.url, "canary weight": settings.canary_weight}))
+    return ReleaseResult(release_id, sha, started.url, version, evaluate_at)

@@ -1,0 +1,165 @@
+"""Online evaluation statistics, pure: hits of served recommendations, per-arm summaries, tests.
+
+A served recommendation is a *hit* when the user starts watching one of the recommended films
+within the horizon after the request. Users are the experimental unit (assignment is sticky per
+user), so the arms are compared on per-user hit rates with a one-sided Mann-Whitney U test for
+non-inferiority; a pooled two-proportion z-test over requests is reported alongside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from scipy import stats as scipy_stats
+
+Decision = Literal["promote", "rollback", "inconclusive"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRecommendation:
+    user_id: int
+    requested_at: datetime
+    model_version: str | None
+    results: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStart:
+    user_id: int
+    movie_id: str
+    first_seen: datetime
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm's outcome: request-level and per-user hit rates."""
+
+    version: str
+    requests: int
+    hits: int
+    user_hit_rates: tuple[float, ...] = field(repr=False)
+
+    @property
+    def users(self) -> int:
+        return len(self.user_hit_rates)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.requests if self.requests else 0.0
+
+    @property
+    def mean_user_hit_rate(self) -> float:
+        return sum(self.user_hit_rates) / len(self.user_hit_rates) if self.user_hit_rates else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "requests": self.requests, "hits": self.hits, "users": self.users,
+                "hit_rate": round(self.hit_rate, 6), "mean_user_hit_rate": round(self.mean_user_hit_rate, 6)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    reason: str
+    p_value: float | None = None
+    z_p_value: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_hit(rec: ServedRecommendation, watches: Iterable[WatchStart], horizon: timedelta) -> bool:
+    """True when a recommended film was first watched within `horizon` after the request."""
+    recommended = set(rec.results)
+    end = rec.requested_at + horizon
+    return any(w.movie_id in recommended and rec.requested_at <= w.first_seen <= end for w in watches)
+
+
+def summarise_arm(
+    version: str, recs: Iterable[ServedRecommendation], watches: Iterable[WatchStart], horizon: timedelta
+) -> ArmSummary:
+    """Hits of `version`'s served recommendations, overall and per user."""
+    by_user: dict[int, list[WatchStart]] = defaultdict(list)
+    for watch in watches:
+        by_user[watch.user_id].append(watch)
+    per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    requests = hits = 0
+    for rec in recs:
+        if rec.model_version != version:
+            continue
+        hit = is_hit(rec, by_user.get(rec.user_id, ()), horizon)
+        requests += 1
+        hits += hit
+        per_user[rec.user_id][0] += hit
+        per_user[rec.user_id][1] += 1
+    rates = tuple(h / n for h, n in (per_user[u] for u in sorted(per_user)))
+    return ArmSummary(version, requests, hits, rates)
+
+
+def mann_whitney_noninferiority(nightly: Sequence[float], main: Sequence[float], margin: float) -> float:
+    """One-sided p-value for H1 "nightly is not worse than main by more than `margin`"."""
+    if not nightly or not main:
+        return 1.0
+    shifted = [value + margin for value in nightly]
+    if len(set(shifted) | set(main)) == 1:
+        return 1.0  # all values identical: no evidence either way
+    return float(scipy_stats.mannwhitneyu(shifted, main, alternative="greater").pvalue)
+
+
+def two_proportion_noninferiority(hits_n: int, n_n: int, hits_m: int, n_m: int, margin: float) -> float:
+    """One-sided z-test p-value for H1 "p_nightly > p_main - margin" (unpooled standard error)."""
+    if n_n == 0 or n_m == 0:
+        return 1.0
+    p_n, p_m = hits_n / n_n, hits_m / n_m
+    se = math.sqrt(p_n * (1 - p_n) / n_n + p_m * (1 - p_m) / n_m)
+    diff = p_n - p_m + margin
+    if se == 0.0:
+        return 0.0 if diff > 0 else 1.0
+    return float(scipy_stats.norm.sf(diff / se))
+
+
+def serve_share(
+    recs: Iterable[ServedRecommendation], assigned_to_nightly: Mapping[int, bool], nightly_version: str
+) -> tuple[int, float | None]:
+    """How many requests of nightly-assigned users there were, and the share nightly answered itself.
+
+    The router retries a failed nightly request on main, so a low share means a failing nightly.
+    """
+    total = served = 0
+    for rec in recs:
+        if assigned_to_nightly.get(rec.user_id):
+            total += 1
+            served += rec.model_version == nightly_version
+    return total, (served / total if total else None)
+
+
+def decide(
+    main: ArmSummary,
+    nightly: ArmSummary,
+    *,
+    alpha: float,
+    margin: float,
+    min_users_per_arm: int,
+    nightly_share: float | None = None,
+    nightly_assigned_requests: int = 0,
+    min_serve_share: float = 0.95,
+) -> Verdict:
+    """Promote when the nightly is non-inferior at `alpha`; roll back when it is worse or failing;
+    inconclusive when either arm has fewer than `min_users_per_arm` users."""
+    if nightly_share is not None and nightly_assigned_requests >= min_users_per_arm and nightly_share < min_serve_share:
+        return Verdict("rollback", f"nightly answered only {nightly_share:.1%} of its users' requests "
+                                   f"(minimum {min_serve_share:.0%}); the router retried the rest on main")
+    if main.users < min_users_per_arm or nightly.users < min_users_per_arm:
+        return Verdict("inconclusive", f"too few users: main {main.users}, nightly {nightly.users} "
+                                       f"(minimum {min_users_per_arm} per arm)")
+    p_value = mann_whitney_noninferiority(nightly.user_hit_rates, main.user_hit_rates, margin)
+    z_p = two_proportion_noninferiority(nightly.hits, nightly.requests, main.hits, main.requests, margin)
+    summary = (f"per-user hit rate nightly {nightly.mean_user_hit_rate:.3f} vs main {main.mean_user_hit_rate:.3f}, "
+               f"non-inferiority margin {margin}, Mann-Whitney p={p_value:.4g}")
+    if p_value < alpha:
+        return Verdict("promote", f"nightly not worse: {summary} < alpha {alpha}", p_value, z_p)
+    return Verdict("rollback", f"nightly worse or not shown non-inferior: {summary} >= alpha {alpha}", p_value, z_p)

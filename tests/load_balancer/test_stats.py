@@ -1,0 +1,89 @@
+"""Online evaluation statistics on tiny, hand-made logs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from load_balancer.stats import (
+    ArmSummary,
+    ServedRecommendation,
+    WatchStart,
+    decide,
+    is_hit,
+    mann_whitney_noninferiority,
+    serve_share,
+    summarise_arm,
+    two_proportion_noninferiority,
+)
+
+T0 = datetime(2024, 1, 1, 12, 0, 0)
+HORIZON = timedelta(minutes=30)
+
+
+def rec(user: int, minutes: float, version: str, *films: str) -> ServedRecommendation:
+    return ServedRecommendation(user, T0 + timedelta(minutes=minutes), version, films)
+
+
+def test_a_hit_is_a_recommended_film_started_within_the_horizon() -> None:
+    r = rec(1, 0, "v", "a", "b")
+    assert is_hit(r, [WatchStart(1, "b", T0 + timedelta(minutes=5))], HORIZON)
+    assert not is_hit(r, [WatchStart(1, "b", T0 + timedelta(minutes=31))], HORIZON)  # too late
+    assert not is_hit(r, [WatchStart(1, "b", T0 - timedelta(minutes=1))], HORIZON)  # watched before
+    assert not is_hit(r, [WatchStart(1, "c", T0 + timedelta(minutes=1))], HORIZON)  # not recommended
+
+
+def test_summary_per_user_and_per_request() -> None:
+    recs = [rec(1, 0, "m", "a"), rec(1, 10, "m", "b"), rec(2, 0, "m", "c"), rec(3, 0, "n", "a")]
+    watches = [WatchStart(1, "a", T0 + timedelta(minutes=1)), WatchStart(3, "a", T0 + timedelta(minutes=2))]
+    main = summarise_arm("m", recs, watches, HORIZON)
+    assert (main.requests, main.hits, main.users) == (3, 1, 2)
+    assert main.user_hit_rates == (0.5, 0.0)
+    assert main.mean_user_hit_rate == 0.25
+    nightly = summarise_arm("n", recs, watches, HORIZON)
+    assert (nightly.requests, nightly.hits, nightly.hit_rate) == (1, 1, 1.0)
+
+
+def arm(version: str, rates: list[float], per_user_requests: int = 4) -> ArmSummary:
+    hits = sum(round(r * per_user_requests) for r in rates)
+    return ArmSummary(version, len(rates) * per_user_requests, hits, tuple(rates))
+
+
+def test_clearly_better_nightly_is_promoted() -> None:
+    main = arm("m", [0.0, 0.25] * 40)
+    nightly = arm("n", [0.5, 0.75] * 40)
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30)
+    assert verdict.decision == "promote" and verdict.p_value is not None and verdict.p_value < 0.05
+
+
+def test_clearly_worse_nightly_is_rolled_back() -> None:
+    main = arm("m", [0.5, 0.75] * 40)
+    nightly = arm("n", [0.0, 0.25] * 40)
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30)
+    assert verdict.decision == "rollback" and verdict.p_value is not None and verdict.p_value > 0.5
+
+
+def test_too_few_users_is_inconclusive() -> None:
+    verdict = decide(arm("m", [0.5] * 50), arm("n", [0.5] * 10), alpha=0.05, margin=0.02, min_users_per_arm=30)
+    assert verdict.decision == "inconclusive"
+
+
+def test_a_nightly_that_rarely_answers_is_rolled_back_whatever_its_hits() -> None:
+    verdict = decide(arm("m", [0.2] * 50), arm("n", [1.0] * 50), alpha=0.05, margin=0.02, min_users_per_arm=30,
+                     nightly_share=0.1, nightly_assigned_requests=200)
+    assert verdict.decision == "rollback" and "answered only" in verdict.reason
+
+
+def test_serve_share_counts_nightly_users_served_by_nightly() -> None:
+    recs = [rec(1, 0, "n"), rec(1, 1, "m"), rec(2, 0, "m"), rec(3, 0, "n")]
+    assert serve_share(recs, {1: True, 2: False, 3: True}, "n") == (3, 2 / 3)
+    assert serve_share(recs, {}, "n") == (0, None)
+
+
+def test_noninferiority_tests_respect_the_margin() -> None:
+    same = [0.3, 0.4, 0.5, 0.6] * 30
+    # Identical arms: non-inferior once the margin is large enough, not with a zero margin.
+    assert mann_whitney_noninferiority(same, same, margin=0.2) < 0.05
+    assert mann_whitney_noninferiority(same, same, margin=0.0) > 0.4
+    assert two_proportion_noninferiority(300, 1000, 300, 1000, margin=0.05) < 0.05
+    assert two_proportion_noninferiority(200, 1000, 300, 1000, margin=0.05) > 0.95
+    assert two_proportion_noninferiority(0, 0, 1, 10, 0.05) == 1.0
