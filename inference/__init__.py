@@ -1,0 +1,1 @@
+"""The recommendation service (Flask + gunicorn), ranking strategies and the offline evaluation."""
