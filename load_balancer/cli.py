@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,21 @@ def lb_main(argv: list[str]) -> int:
 
     with make_session_factory(make_engine(settings.common.database_url, pool_size=1))() as session:
         bootstrap(session, settings.main_url, settings.nightly_url, settings.canary_weight)
+    # prometheus-client picks its multiprocess value class when first imported, so the shared
+    # metrics directory must be set before anything imports it (the workers inherit the choice).
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="movierec-lb-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     from load_balancer.app import create_app
     from movierec.serving import serve
 
     log.info("router on %s:%s workers=%s threads=%s", host, port, workers, threads)
-    serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads)
+    try:
+        serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads)
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
     return 0
 
 
