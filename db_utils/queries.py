@@ -303,3 +303,110 @@ def _least(session: Session | Connection, a: Any, b: Any) -> Any:
     if _dialect(session) == "sqlite":
         return func.min(a, b)
     return func.least(a, b)
+
+
+# --- Bulk paths for the stream writer (data_parsing) -------------------------------------------
+# Same semantics as upsert_watches / upsert_ratings / insert_recommendations, built for batches of
+# tens of thousands of rows: PostgreSQL gets COPY into a session temp table and one
+# INSERT ... SELECT ... ON CONFLICT; SQLite gets one prepared statement run with executemany.
+# Both skip SQLAlchemy's per-row statement compilation (about 10x faster at 20,000 rows).
+
+_BULK_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    # table: (columns, conflict key, ON CONFLICT action with {t} = the target table)
+    "watches": (
+        ("user_id", "movie_id", "max_minute", "first_seen", "last_seen"),
+        ("user_id", "movie_id"),
+        "DO UPDATE SET max_minute = {greatest}({t}.max_minute, excluded.max_minute), "
+        "first_seen = {least}({t}.first_seen, excluded.first_seen), "
+        "last_seen = {greatest}({t}.last_seen, excluded.last_seen)",
+    ),
+    "ratings": (
+        ("user_id", "movie_id", "rating", "rated_at"),
+        ("user_id", "movie_id"),
+        "DO UPDATE SET rating = excluded.rating, rated_at = excluded.rated_at "
+        "WHERE excluded.rated_at > {t}.rated_at "
+        "OR (excluded.rated_at = {t}.rated_at AND excluded.rating > {t}.rating)",
+    ),
+    "recommendations": (
+        ("event_key", "requested_at", "user_id", "served_by", "status", "results", "latency_ms", "model_version"),
+        ("event_key",),
+        "DO NOTHING",
+    ),
+}
+
+
+def _bulk_write(connection: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    columns, key, action = _BULK_SPECS[table]
+    names = ", ".join(columns)
+    dialect = _dialect(connection)
+    if dialect == "postgresql":
+        import csv
+        import io
+
+        scratch = f"_bulk_{table}"
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        buffer.seek(0)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # Column types only (no keys, defaults or identity); lives as long as the connection.
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA")
+            cursor.execute(f"TRUNCATE {scratch}")
+            cursor.copy_expert(f"COPY {scratch} ({names}) FROM STDIN WITH (FORMAT csv)", buffer)
+            on_conflict = action.format(t=table, greatest="greatest", least="least")
+            # Sorted by key so concurrent writers lock rows in the same order (no deadlocks).
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ORDER BY {', '.join(key)} "
+                f"ON CONFLICT ({', '.join(key)}) {on_conflict}"
+            )
+        finally:
+            cursor.close()
+    elif dialect == "sqlite":
+        on_conflict = action.format(t=table, greatest="max", least="min")
+        marks = ", ".join("?" for _ in columns)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) {on_conflict}",
+            sorted(rows, key=lambda row: row[: len(key)]),
+        )
+    else:
+        raise NotImplementedError(f"no bulk upsert for dialect {dialect!r}")
+
+
+def _bulk_time(value: datetime) -> str:
+    # SQLite keeps DateTime as text in SQLAlchemy's format (always with microseconds), which is
+    # what makes its text comparisons (max/min, >) order correctly; PostgreSQL takes the text form.
+    return value.isoformat(" ", "microseconds")
+
+
+def bulk_upsert_watches(connection: Connection, rows: Iterable[WatchRow]) -> int:
+    """upsert_watches for large batches (COPY on PostgreSQL); returns the (user, movie) pairs written."""
+    merged = merge_watch_rows(rows)
+    if merged:
+        _bulk_write(connection, "watches", [
+            (r.user_id, r.movie_id, r.max_minute, _bulk_time(r.first_seen),
+             _bulk_time(r.last_seen)) for r in merged
+        ])
+    return len(merged)
+
+
+def bulk_upsert_ratings(connection: Connection, rows: Iterable[RatingRow]) -> int:
+    """upsert_ratings for large batches: the rating with the latest event time wins."""
+    merged = merge_rating_rows(rows)
+    if merged:
+        _bulk_write(connection, "ratings", [
+            (r.user_id, r.movie_id, r.rating, _bulk_time(r.rated_at)) for r in merged
+        ])
+    return len(merged)
+
+
+def bulk_insert_recommendations(connection: Connection, rows: Iterable[RecommendationRow]) -> int:
+    """insert_recommendations for large batches: each `event_key` once."""
+    import json
+
+    unique = {r.event_key: r for r in rows}
+    if unique:
+        _bulk_write(connection, "recommendations", [
+            (r.event_key, _bulk_time(r.requested_at), r.user_id, r.served_by, r.status,
+             json.dumps(list(r.results)), r.latency_ms, r.model_version) for r in unique.values()
+        ])
+    return len(unique)

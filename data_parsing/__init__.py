@@ -1,0 +1,1 @@
+"""Ingestion: stream line parser (pure), Kafka consumer loop, batch aggregation and writer."""

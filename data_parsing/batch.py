@@ -1,0 +1,165 @@
+"""Aggregate one batch of stream messages into database rows (pure; no I/O).
+
+A batch folds every watch line of a (user, movie) pair into one row (furthest minute, first and
+last seen), keeps the latest rating per pair, one recommendation row per distinct raw line
+(`event_key` = sha1 of the line) and one dead letter per malformed message (keyed by
+`topic:partition:offset`). Replaying the same messages yields the same rows, so writing a batch
+twice (a crash before the offset commit) leaves the tables unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from data_parsing.parser import (
+    MAX_LINE_BYTES,
+    MalformedLine,
+    RatingEvent,
+    RecommendationEvent,
+    WatchEvent,
+    parse_line_fast,
+    parse_time,
+)
+from db_utils.queries import DeadLetterRow, RatingRow, RecommendationRow, WatchRow
+
+EVENT_TYPES = ("watch", "rating", "recommendation")
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRows:
+    """What one transaction writes."""
+
+    watches: list[WatchRow]
+    ratings: list[RatingRow]
+    recommendations: list[RecommendationRow]
+    dead_letters: list[DeadLetterRow]
+
+
+@dataclass
+class Batch:
+    """Messages folded so far, and the next offset to commit for each (topic, partition)."""
+
+    # (user, movie) -> [max minute, first seen, last seen]; times as validated ISO text (bytes),
+    # which sorts chronologically and is converted to datetime once per pair in rows()
+    watches: dict[tuple[int, str], list] = field(default_factory=dict)
+    # (user, movie) -> (time, rating): the latest event wins, ties to the higher rating
+    ratings: dict[tuple[int, str], tuple[datetime, int]] = field(default_factory=dict)
+    recommendations: dict[str, RecommendationRow] = field(default_factory=dict)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    start_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    size: int = 0
+
+    def add_records(self, topic: str, partition: int, records: Sequence[Any]) -> None:
+        """Fold consecutive records of one partition (objects with `.offset` and `.value`).
+
+        The consumer's inner loop: watch lines are folded inline from plain tuples.
+        """
+        if not records:
+            return
+        key = (topic, partition)
+        if key not in self.start_offsets:
+            self.start_offsets[key] = records[0].offset
+        watches = self.watches
+        get = watches.get
+        parse = parse_line_fast
+        watch_count = 0
+        for record in records:
+            value = record.value
+            try:
+                parsed = parse(value if value is not None else b"")
+            except MalformedLine as bad:
+                self._dead_letter(f"{topic}:{partition}:{record.offset}", bad.reason, bad.detail, value or b"")
+                continue
+            if type(parsed) is tuple:
+                time, user_id, movie_id, minute = parsed
+                pair = (user_id, movie_id)
+                seen = get(pair)
+                if seen is None:
+                    watches[pair] = [minute, time, time]
+                else:
+                    if minute > seen[0]:
+                        seen[0] = minute
+                    if time < seen[1]:
+                        seen[1] = time
+                    elif time > seen[2]:
+                        seen[2] = time
+                watch_count += 1
+            elif type(parsed) is RatingEvent:
+                self.add_rating(parsed)
+            else:
+                self.add_recommendation(parsed)  # type: ignore[arg-type]
+        self.events["watch"] += watch_count
+        self.size += len(records)
+        self.offsets[key] = records[-1].offset + 1
+
+    def add(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
+        """Fold one Kafka message in; a malformed line becomes a dead letter, never an exception."""
+        self.add_records(topic, partition, [_Message(offset, value)])
+
+    def add_watch(self, event: WatchEvent) -> None:
+        pair = (event.user_id, event.movie_id)
+        time = event.time.isoformat().encode("ascii")
+        seen = self.watches.get(pair)
+        if seen is None:
+            self.watches[pair] = [event.minute, time, time]
+        else:
+            seen[0] = max(seen[0], event.minute)
+            seen[1] = min(seen[1], time)
+            seen[2] = max(seen[2], time)
+        self.events["watch"] += 1
+
+    def add_rating(self, event: RatingEvent) -> None:
+        key = (event.user_id, event.movie_id)
+        candidate = (event.time, event.rating)
+        old = self.ratings.get(key)
+        if old is None or candidate > old:
+            self.ratings[key] = candidate
+        self.events["rating"] += 1
+
+    def add_recommendation(self, event: RecommendationEvent) -> None:
+        key = hashlib.sha1(event.raw.encode("utf-8")).hexdigest()
+        self.recommendations[key] = RecommendationRow(
+            event_key=key,
+            requested_at=event.time,
+            user_id=event.user_id,
+            served_by=event.server,
+            status=event.status,
+            results=event.results,
+            latency_ms=event.latency_ms,
+            model_version=event.model_version,
+        )
+        self.events["recommendation"] += 1
+
+    def _dead_letter(self, source: str, reason: str, detail: str, raw: bytes) -> None:
+        text = raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
+        if len(raw) > MAX_LINE_BYTES:
+            detail = f"{detail}; kept the first {MAX_LINE_BYTES} bytes".lstrip("; ")
+        self.dead_letters.append(DeadLetterRow(source=source, reason=reason, raw_line=text, detail=detail or None))
+        self.dead_letter_reasons[reason] += 1
+
+    def rows(self) -> BatchRows:
+        """The rows to write: one per (user, movie) pair, recommendation line and bad message."""
+        return BatchRows(
+            watches=[WatchRow(user, movie, minute, parse_time(first), parse_time(last))
+                     for (user, movie), (minute, first, last) in self.watches.items()],
+            ratings=[RatingRow(user, movie, rating, time) for (user, movie), (time, rating) in self.ratings.items()],
+            recommendations=list(self.recommendations.values()),
+            dead_letters=list(self.dead_letters),
+        )
+
+    def __len__(self) -> int:
+        return self.size

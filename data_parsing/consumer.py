@@ -1,0 +1,277 @@
+"""The ingestion loop: Kafka consumer group -> batches -> one transaction each -> offset commit.
+
+At-least-once with idempotent writes: offsets are committed only after the batch's transaction
+commits, and only the offsets of the messages in that batch. A crash between the two replays the
+batch, which writes the same rows again. While the database is unreachable the loop stops
+polling, retries the same batch with exponential backoff and commits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from data_parsing import metrics
+from data_parsing.batch import EVENT_TYPES, Batch
+from data_parsing.settings import ParserSettings
+from data_parsing.writer import write_batch
+
+log = logging.getLogger("movierec.parser")
+
+POLL_TIMEOUT_MS = 500  # upper bound between two looks at the stop flag
+LAG_UPDATE_SECONDS = 1.0  # how often the lag gauge follows the consumer between commits
+
+
+class ShutdownIncomplete(RuntimeError):
+    """Asked to stop while the current batch could not be written (nothing was committed)."""
+
+
+def build_consumer(settings: ParserSettings) -> KafkaConsumer:
+    """A kafka-python consumer in the parser's group, manual commits, raw bytes values."""
+    return KafkaConsumer(
+        bootstrap_servers=settings.common.kafka_bootstrap.split(","),
+        group_id=settings.group_id,
+        client_id=f"{settings.group_id}-consumer",
+        enable_auto_commit=False,
+        auto_offset_reset=settings.auto_offset_reset,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        max_poll_records=settings.max_poll_records,
+        fetch_max_bytes=settings.fetch_max_bytes,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        # kafka-python's client-side metrics cost CPU per record; the parser exports its own.
+        metrics_enabled=False,
+    )
+
+
+class _RebalanceFlag(ConsumerRebalanceListener):
+    """Notes that partitions moved; the loop reacts on its own thread after the poll returns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._moved = False
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if revoked:
+            with self._lock:
+                self._moved = True
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned partitions=%s", ",".join(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+    def take(self) -> bool:
+        with self._lock:
+            moved, self._moved = self._moved, False
+            return moved
+
+
+class IngestLoop:
+    """Consumes the stream topic and writes it to the database batch by batch."""
+
+    def __init__(
+        self,
+        settings: ParserSettings,
+        engine: Engine,
+        consumer: KafkaConsumer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.consumer = consumer or build_consumer(settings)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._rebalance = _RebalanceFlag()
+        self.batch = Batch()
+        self._batch_started: float | None = None
+        self._lag_updated = 0.0
+        self.committed_events = 0
+        # perf_counter() of the first record received and of the last offset commit (benchmarks).
+        self.first_record_perf: float | None = None
+        self.last_commit_perf: float | None = None
+
+    def request_stop(self) -> None:
+        """Finish (write and commit) the current batch, then leave `run()`. Signal-safe."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, idle_exit_seconds: float | None = None) -> None:
+        """Loop until `request_stop()` (or `idle_exit_seconds` without a message, for batch jobs)."""
+        settings = self.settings
+        self.consumer.subscribe([settings.common.kafka_topic], listener=self._rebalance)
+        log.info("parser_started topic=%s group_id=%s batch_max_events=%d batch_max_seconds=%.2f",
+                 settings.common.kafka_topic, settings.group_id, settings.batch_max_events,
+                 settings.batch_max_seconds)
+        last_message = self._clock()
+        try:
+            while not self._stop.is_set():
+                got = self._poll_once()
+                now = self._clock()
+                if got:
+                    last_message = now
+                if self._batch_due(now):
+                    self.flush()
+                elif now - self._lag_updated >= LAG_UPDATE_SECONDS:
+                    self._update_lag()
+                elif not got and idle_exit_seconds is not None and now - last_message >= idle_exit_seconds:
+                    break
+            if self.batch.size:
+                self.flush()
+        finally:
+            self.consumer.close(autocommit=False)
+            log.info("parser_stopped committed_events=%d", self.committed_events)
+
+    def _poll_once(self) -> int:
+        room = self.settings.batch_max_events - self.batch.size
+        timeout_ms = POLL_TIMEOUT_MS
+        if self._batch_started is not None:
+            left = self.settings.batch_max_seconds - (self._clock() - self._batch_started)
+            timeout_ms = max(0, min(timeout_ms, int(left * 1000)))
+        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=max(1, room))
+        count = 0
+        for tp, messages in records.items():
+            self.batch.add_records(tp.topic, tp.partition, messages)
+            count += len(messages)
+        if count and self._batch_started is None:
+            self._batch_started = self._clock()
+            if self.first_record_perf is None:
+                self.first_record_perf = time.perf_counter()
+        if self._rebalance.take():
+            self._replay_batch("rebalance")
+        return count
+
+    def _batch_due(self, now: float) -> bool:
+        if not self.batch.size:
+            return False
+        if self.batch.size >= self.settings.batch_max_events:
+            return True
+        return self._batch_started is not None and now - self._batch_started >= self.settings.batch_max_seconds
+
+    def flush(self) -> None:
+        """Write the batch in one transaction (retrying while the database is down), then commit."""
+        batch = self.batch
+        rows = batch.rows()
+        self._write_with_retry(rows)
+        if self._rebalance.take():
+            # Partitions moved while we wrote: the rows are in (idempotently); the offsets may no
+            # longer be ours to commit, so read the batch again from where it started.
+            self._replay_batch("rebalance during write")
+            return
+        if not self._commit(batch):
+            return
+        metrics.BATCH_SIZE.observe(batch.size)
+        for kind in EVENT_TYPES:
+            if batch.events[kind]:
+                metrics.EVENTS.labels(type=kind).inc(batch.events[kind])
+        for reason, count in batch.dead_letter_reasons.items():
+            metrics.DEAD_LETTERS.labels(reason=reason).inc(count)
+        self.committed_events += batch.size
+        self.last_commit_perf = time.perf_counter()
+        log.info(
+            "batch_committed events=%d watch=%d rating=%d recommendation=%d dead_letters=%d "
+            "watch_rows=%d rating_rows=%d offsets=%s",
+            batch.size, batch.events["watch"], batch.events["rating"], batch.events["recommendation"],
+            len(rows.dead_letters), len(rows.watches), len(rows.ratings),
+            ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(batch.offsets.items())),
+        )
+        self._reset_batch()
+        self._update_lag()
+
+    def _write_with_retry(self, rows) -> None:  # type: ignore[no-untyped-def]
+        delay = self.settings.retry_initial_seconds
+        give_up_at: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                write_batch(self.engine, rows)
+            except SQLAlchemyError as exc:
+                metrics.DB_ERRORS.inc()
+                log.warning("db_write_failed attempt=%d retry_in_seconds=%.2f error=%s",
+                            attempt, delay, type(exc).__name__ + ": " + str(exc).splitlines()[0][:200])
+                if self._stop.is_set():
+                    give_up_at = give_up_at or self._clock() + self.settings.shutdown_grace_seconds
+                    if self._clock() >= give_up_at:
+                        raise ShutdownIncomplete(
+                            f"database unreachable at shutdown; {self.batch.size} events left uncommitted"
+                        ) from exc
+                self._sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_seconds)
+                continue
+            metrics.WRITE_DURATION.observe(time.perf_counter() - started)
+            if attempt > 1:
+                log.info("db_write_recovered attempts=%d", attempt)
+            return
+
+    def _commit(self, batch: Batch) -> bool:
+        offsets = {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                   for (topic, partition), offset in batch.offsets.items()}
+        delay = self.settings.retry_initial_seconds
+        while True:
+            try:
+                self.consumer.commit(offsets)
+            except CommitFailedError as exc:
+                log.warning("commit_failed reason=rebalanced error=%s", exc)
+                self._replay_batch("commit failed")
+                return False
+            except KafkaError as exc:
+                if self._stop.is_set():
+                    # Rows are written; the replay after restart rewrites the same rows.
+                    log.warning("commit_failed reason=broker error=%s", exc)
+                    self._reset_batch()
+                    return False
+                log.warning("commit_failed reason=broker retry_in_seconds=%.2f error=%s", delay, exc)
+                self._sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_seconds)
+                continue
+            metrics.LAST_COMMIT.set(time.time())
+            return True
+
+    def _replay_batch(self, why: str) -> None:
+        """Drop the uncommitted batch and rewind the partitions we still own to where it began."""
+        if not self.batch.size:
+            return
+        assigned = self.consumer.assignment()
+        rewound = []
+        for (topic, partition), offset in self.batch.start_offsets.items():
+            tp = TopicPartition(topic, partition)
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+                rewound.append(f"{topic}:{partition}:{offset}")
+        log.warning("batch_replayed why=%s events=%d rewound=%s", why, self.batch.size, ",".join(rewound) or "-")
+        self._reset_batch()
+
+    def _reset_batch(self) -> None:
+        self.batch = Batch()
+        self._batch_started = None
+
+    def _update_lag(self) -> None:
+        self._lag_updated = self._clock()
+        try:
+            for tp in self.consumer.assignment():
+                highwater = self.consumer.highwater(tp)
+                position = self.consumer.position(tp, timeout_ms=1000)
+                if highwater is not None and position is not None:
+                    metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(max(0, highwater - position))
+        except KafkaError as exc:  # lag is informative; never stop ingesting for it
+            log.debug("lag_unavailable error=%s", exc)
+
+    def _sleep(self, seconds: float) -> None:
+        # Wakes early on a stop request so shutdown is not delayed by a long backoff; once stopping,
+        # retries come every half second until the shutdown grace runs out.
+        if self._stop.is_set():
+            time.sleep(min(seconds, 0.5))
+        else:
+            self._stop.wait(seconds)
