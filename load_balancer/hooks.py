@@ -25,10 +25,10 @@ while read -r old new ref; do
     refs/tags/{prefix}*)
       case "$new" in *[!0]*) ;; *) continue ;; esac
       tag=${{ref#refs/tags/}}
-      mkdir -p {releases}
+      mkdir -p {releases}  # also creates the data dir the job runs in
       ( unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX GIT_EXEC_PATH
-        cd {repo} || exit 1
-        if [ -f .env ]; then set -a; . ./.env; set +a; fi
+        cd {data_dir} || exit 1
+        if [ -f {repo}/.env ]; then set -a; . {repo}/.env; set +a; fi
         MOVIEREC_DATA_DIR={data_dir} RELEASE_REPO_DIR={repo} \\
         nohup {python} -m movierec.cli release nightly "$tag" >> {log} 2>&1 ) </dev/null >/dev/null 2>&1 &
       ;;

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -93,15 +94,16 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
     if main is None:
         raise EvaluationError("no main backend to compare with")
     horizon = timedelta(minutes=settings.hit_horizon_minutes)
-    if not main.version or main.version == row.version:
+    main_version = main.version or _reported_version(main.url)
+    if not main_version or main_version == row.version:
         verdict = Verdict("rollback", f"main and nightly report the same model version {row.version!r}: "
                                       "the arms cannot be told apart in the recommendation log")
         return {"verdict": verdict.as_dict(), "main": None, "nightly": None}
     registered = (row.metrics or {}).get("registered_at")
     window = timedelta(minutes=settings.window_minutes)
     age = datetime.now() - datetime.fromisoformat(registered) if registered else window
-    recs, watches = load_window(session, main.version, row.version, horizon, fallback_lookback=age)
-    main_arm = summarise_arm(main.version, recs, watches, horizon)
+    recs, watches = load_window(session, main_version, row.version, horizon, fallback_lookback=age)
+    main_arm = summarise_arm(main_version, recs, watches, horizon)
     nightly_arm = summarise_arm(row.version, recs, watches, horizon)
     assigned = {rec.user_id: assign_arm(rec.user_id, row.salt or "", row.weight) == "nightly" for rec in recs}
     assigned_requests, share = serve_share(recs, assigned, row.version)
@@ -112,6 +114,14 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
             "nightly_assigned_requests": assigned_requests, "nightly_serve_share": share,
             "horizon_minutes": settings.hit_horizon_minutes, "alpha": settings.alpha, "margin": settings.margin,
             "evaluated_at": datetime.now().isoformat(timespec="seconds")}
+
+
+def _reported_version(url: str) -> str:
+    """The X-Model-Version a backend reports on /health (main rows bootstrapped from env have none)."""
+    try:
+        return requests.get(f"{url}/health", timeout=2).headers.get("X-Model-Version", "")
+    except requests.RequestException:
+        return ""
 
 
 def run_online_eval(release_id: str, settings: ReleaseSettings) -> str:

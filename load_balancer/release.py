@@ -66,6 +66,7 @@ def run_gate(settings: ReleaseSettings, worktree: Path, log_path: Path) -> int:
     argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--gate", settings.gate_strategy]
     if settings.gate_min_hit_rate > 0:
         argv += ["--min-hr", f"{settings.gate_min_hit_rate:g}"]
+    argv += shlex.split(settings.gate_extra_args)
     env = deploy.clean_env({"PYTHONPATH": str(worktree), "MOVIEREC_DATA_DIR": str(settings.common.data_dir)})
     log.info("gate argv=%s cwd=%s", argv, worktree)
     with open(log_path, "ab") as out:

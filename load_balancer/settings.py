@@ -66,6 +66,7 @@ class ReleaseSettings:
     nightly_host: str  # address the router uses to reach the nightly
     gate_strategy: str
     gate_min_hit_rate: float
+    gate_extra_args: str  # more `eval offline` options, shell-quoted (e.g. "--max-users 500")
     serve_strategy: str
     canary_weight: float
     window_minutes: float
@@ -107,6 +108,7 @@ class ReleaseSettings:
             nightly_host=env_str("RELEASE_NIGHTLY_HOST", "127.0.0.1", environ),
             gate_strategy=env_str("RELEASE_GATE_STRATEGY", "blend", environ),
             gate_min_hit_rate=env_float("RELEASE_GATE_MIN_HR", 0.0, environ),
+            gate_extra_args=env_str("RELEASE_GATE_ARGS", "", environ),
             serve_strategy=env_str("RELEASE_STRATEGY", "", environ),
             canary_weight=env_float("LB_CANARY_WEIGHT", 0.2, environ),
             window_minutes=window,

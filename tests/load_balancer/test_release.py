@@ -1,0 +1,130 @@
+"""End-to-end releases on loopback: real git refs, the ref's own gate, a gunicorn nightly started
+from a worktree, the router and the scheduler as `movierec` processes, a one-minute window, traffic
+from a client loop that logs requests and watches through db_utils, Slack payloads captured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from sqlalchemy import Engine
+
+from load_balancer.schedule import scheduled_once
+from tests.load_balancer import tiny_inference
+from tests.load_balancer.conftest import serve_in_thread
+from tests.load_balancer.platform import (
+    ClientLoop,
+    Platform,
+    clone_with_behaviours,
+    git,
+    kill_recorded_backends,
+    release_row,
+    start_platform,
+)
+from tests.load_balancer.helpers import wait_until
+
+WINDOW_DEADLINE_SECONDS = 240  # one-minute window rounded up to cron's minute, plus the evaluation
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path / "repo"
+    return repo, clone_with_behaviours(repo, ["good", "flaky", "bad"])
+
+
+@pytest.fixture
+def platform(postgres_url: str, pg_engine: Engine, data_dir: Path, clone, slack_receiver) -> Iterator[Platform]:
+    main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
+    running = start_platform(postgres_url, data_dir, clone[0], main.url, slack_receiver.url)
+    wait_until(lambda: requests.get(f"{running.router_url}/health", timeout=2).ok, timeout_seconds=30)
+    running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
+    yield running
+    running.stop()
+    kill_recorded_backends(pg_engine)
+    main.stop()
+
+
+def decided(engine: Engine, status: str):  # type: ignore[no-untyped-def]
+    row = release_row(engine)
+    return row if row is not None and row.status == status else None
+
+
+def test_tagged_nightly_with_better_ranking_is_promoted(platform, clone, pg_engine, slack_receiver) -> None:
+    repo, shas = clone
+    installed = platform.run("hooks", "install", "--repo", str(repo))
+    assert installed.returncode == 0, installed.stderr
+    platform.start("scheduler", "scheduler", "--tick", "1")
+    with ClientLoop(platform.router_url, pg_engine) as client:
+        git(repo, "tag", "release-recommender-nightly-good", shas["good"])  # the hook starts the release
+        row = wait_until(lambda: release_row(pg_engine), timeout_seconds=60, interval=0.5)
+        release_id = row.metrics["release_id"]
+        assert release_id.endswith(shas["good"][:8])
+        wait_until(lambda: (platform.admin("GET", "/backends")["nightly"] or {}).get("release_id") == release_id,
+                   timeout_seconds=90, interval=0.5)
+        assert release_id in scheduled_once(platform.data_dir / "crontab")
+        promoted = wait_until(lambda: decided(pg_engine, "promoted"), timeout_seconds=WINDOW_DEADLINE_SECONDS,
+                              interval=1)
+        after = requests.get(f"{platform.router_url}/recommend/3", timeout=5)
+    assert client.stats.failures == []
+    assert client.stats.versions.get(promoted.version, 0) > 50 and client.stats.versions.get("main-v1", 0) > 50
+    assert promoted.role == "main" and promoted.metrics["decision"] == "promote"
+    verdict = promoted.metrics["evaluations"][-1]
+    assert verdict["verdict"]["decision"] == "promote"
+    assert verdict["nightly"]["mean_user_hit_rate"] > verdict["main"]["mean_user_hit_rate"]
+    listing = platform.admin("GET", "/backends")
+    assert listing["main"]["version"] == promoted.version and listing["nightly"] is None
+    assert after.headers["X-Model-Version"] == promoted.version and after.headers["X-Served-By"] == "main"
+    assert release_id not in scheduled_once(platform.data_dir / "crontab")  # the job removed itself
+    texts = [p["text"] for p in slack_receiver.payloads]
+    assert any("is live" in t for t in texts) and any("promoted to main" in t for t in texts)
+    assert all(isinstance(p["blocks"], list) and p["blocks"][0]["type"] == "header" for p in slack_receiver.payloads)
+    assert 'movierec_release_decisions_total{decision="promote"}' in requests.get(
+        f"{platform.router_url}/metrics", timeout=5).text
+
+
+def test_failing_nightly_is_rolled_back_and_clients_see_no_failure(platform, clone, pg_engine,
+                                                                   slack_receiver) -> None:
+    repo, shas = clone
+    platform.start("scheduler", "scheduler", "--tick", "1")
+    with ClientLoop(platform.router_url, pg_engine) as client:
+        released = platform.run("release", "nightly", shas["flaky"])
+        assert released.returncode == 0, released.stderr + released.stdout
+        row = release_row(pg_engine)
+        pid = row.metrics["handle"]["pid"]
+        assert psutil.pid_exists(pid)
+        rolled = wait_until(lambda: decided(pg_engine, "rolled_back"), timeout_seconds=WINDOW_DEADLINE_SECONDS,
+                            interval=1)
+    assert client.stats.failures == []  # 500s and hangs were retried on main within the request
+    assert client.stats.served_by.get("nightly", 0) == 0 and client.stats.requests > 100
+    assert rolled.role == "retired" and rolled.weight == 0.0
+    assert "answered only" in rolled.metrics["decision_reason"]
+    assert platform.admin("GET", "/backends")["nightly"] is None
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+               timeout_seconds=20)
+    assert not Path(row.metrics["worktree"]).exists()
+    assert any("rolled back" in p["text"] for p in slack_receiver.payloads)
+    metrics = requests.get(f"{platform.router_url}/metrics", timeout=5).text
+    assert 'movierec_lb_backend_errors_total{backend="nightly",kind="http_5xx"}' in metrics
+    assert 'movierec_lb_backend_errors_total{backend="nightly",kind="timeout"}' in metrics
+
+
+def test_nightly_failing_the_offline_gate_is_never_started(platform, clone, pg_engine, slack_receiver) -> None:
+    repo, shas = clone
+    nightly_port = int(platform.env["RELEASE_NIGHTLY_PORT"])
+    released = platform.run("release", "nightly", shas["good"], extra_env={"RELEASE_GATE_MIN_HR": "1.01"})
+    assert released.returncode == 3
+    assert "offline gate failed" in released.stderr and "exited 1" in released.stderr
+    row = release_row(pg_engine)
+    assert row.status == "gate_failed" and row.role == "retired" and "handle" not in row.metrics
+    assert platform.admin("GET", "/backends")["nightly"] is None
+    assert scheduled_once(platform.data_dir / "crontab") == {}
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{nightly_port}/health", timeout=2)
+    assert not Path(row.metrics["worktree"]).exists()
+    gate_log = platform.data_dir / "releases" / row.metrics["release_id"] / "gate.log"
+    assert "HR 1.000 (minimum 1.01)" in gate_log.read_text()  # the ref's own evaluation ran and judged
+    payload = slack_receiver.payloads[-1]
+    assert "stopped" in payload["text"] and payload["blocks"][0]["type"] == "header"
