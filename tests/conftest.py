@@ -90,3 +90,29 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "var"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """Real data: fetched carriers + the built ~27K-film catalogue (no database is loaded).
+
+    Cached in MOVIEREC_TEST_DATA_DIR (default <repo>/var/test-data) and reused across runs:
+    fetch and build are idempotent and only check their manifests the second time. A file lock
+    keeps concurrent test sessions from building the same directory at once.
+    """
+    import fcntl
+
+    from vectordb_scripts.catalog_build import build_catalog
+    from vectordb_scripts.fetch import fetch_data
+
+    default = Path(__file__).resolve().parents[1] / "var" / "test-data"
+    path = Path(os.environ.get("MOVIEREC_TEST_DATA_DIR", default)).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fetch_data(path)
+            build_catalog(path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return path

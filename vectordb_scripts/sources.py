@@ -328,7 +328,7 @@ def read_omdb(raw_dir: Path) -> pd.DataFrame:
     """bokeh sampledata films (OMDb + Rotten Tomatoes tables): imdb id, credits, RT reviews."""
     with sqlite3.connect(raw_dir / "bokeh" / "movies.db") as connection:
         omdb = pd.read_sql("SELECT * FROM omdb", connection)
-        tomatoes = pd.read_sql("SELECT ID, Reviews FROM tomatoes", connection)
+        tomatoes = pd.read_sql("SELECT ID, Rating AS rt_rating, Reviews FROM tomatoes", connection)
     omdb = omdb.merge(tomatoes, on="ID", how="left")
     release = pd.to_datetime(omdb["Released"], errors="coerce")
     frame = pd.DataFrame(
@@ -345,6 +345,9 @@ def read_omdb(raw_dir: Path) -> pd.DataFrame:
                 lambda t: LANGUAGE_CODES.get(t.split(",")[0].strip()) if isinstance(t, str) else None
             ),
             "rt_reviews": omdb["Reviews"],
+            # Rotten Tomatoes critics' average (0-10) over its review count: the last-resort vote average
+            "vote_average": omdb["rt_rating"].where(omdb["Reviews"] > 0),
+            "vote_count": omdb["Reviews"].where(omdb["rt_rating"].notna()),
         }
     )
     return _records(frame, "omdb")

@@ -91,14 +91,47 @@ def split_title_year(item: str) -> tuple[str, int | None]:
     return match["title"], int(match["year"])
 
 
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
+_WORD_FORMS = {**_ROMAN, "vol": "volume", "pt": "part", "and": "and"}
+
+
 def title_key(title: str) -> str:
     """The key films are matched on: accents, case, punctuation and a leading article removed.
 
-    `title_key("The Matrix") == title_key("Matrix, The") == "matrix"`; "&" counts as "and".
+    `title_key("The Matrix") == title_key("Matrix, The") == "matrix"`; "&" counts as "and",
+    Roman numerals II-IX as digits ("Rocky II" ~ "Rocky 2"), "Vol." as "Volume", and letters
+    and digits are split ("Alien³" ~ "Alien 3").
     """
     text = strip_accents(move_trailing_article(title)).lower()
     text = text.replace("&", " and ").replace("'", "").replace("\u2019", "")
-    words = re.sub(r"[^\w]+|_", " ", text).split()
+    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)
+    words = [_WORD_FORMS.get(word, word) for word in re.sub(r"[^\w]+|_", " ", text).split()]
     if len(words) > 1 and words[0] in _KEY_ARTICLES:
         words = words[1:]
     return " ".join(words)
+
+
+_WEAK_TAIL_STARTS = {"part", "volume", "chapter", "episode", "vol", "pt"}
+
+
+def title_part_keys(title: str) -> tuple[str, ...]:
+    """Keys of a title's parts around a colon or a spaced dash, for films known by a part only.
+
+    "Star Wars: Episode V - The Empire Strikes Back" -> ("star wars", "empire strikes back").
+    The head before the first colon counts; a tail after the last colon/dash counts when it has
+    two words or more and is not a "Part 2"-like suffix. Films are matched on these only with
+    the very same year.
+    """
+    text = move_trailing_article(title)
+    keys: list[str] = []
+    head, sep, _ = text.partition(":")
+    if sep and (key := title_key(head)):
+        keys.append(key)
+    pieces = re.split(r":\s+|\s+-\s+", text)
+    if len(pieces) > 1:
+        tail = title_key(pieces[-1])
+        words = tail.split()
+        if len(words) >= 2 and words[0] not in _WEAK_TAIL_STARTS and tail not in keys:
+            keys.append(tail)
+    full = title_key(title)
+    return tuple(key for key in keys if key != full)
