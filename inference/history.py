@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from db_utils.engine import make_engine
 from db_utils.queries import HistoryItem, history_for
@@ -62,12 +62,15 @@ def history_engine(url: str, connect_timeout_seconds: int, statement_timeout_ms:
     """An engine tuned to fail fast: short connect and statement timeouts on PostgreSQL."""
     if not url.startswith("postgresql"):
         return make_engine(url, pool_size=pool_size)
+    # Read-only autocommit: no BEGIN/ROLLBACK round trips; no pre-ping either (a stale connection
+    # fails once, invalidates the pool, and HistoryStore retries once on a fresh connection).
     return create_engine(
         postgres_url_with_timeouts(url, statement_timeout_ms),
+        isolation_level="AUTOCOMMIT",
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=1,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"connect_timeout": max(1, int(connect_timeout_seconds))},
     )
 
@@ -83,8 +86,14 @@ class HistoryStore:
         if not self.breaker.allow():
             raise DatabaseUnavailable("database marked down; retrying after the breaker delay")
         try:
-            with self.engine.connect() as conn:
-                result = action(conn)
+            try:
+                with self.engine.connect() as conn:
+                    result = action(conn)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                with self.engine.connect() as conn:  # the server restarted: one retry, fresh connection
+                    result = action(conn)
         except SQLAlchemyError as exc:
             self.breaker.failure()
             log.warning("history query failed: %s", str(exc).splitlines()[0])

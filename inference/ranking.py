@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,13 +35,20 @@ class UserProfile:
         return len(self.ratings)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalogue:
     """Per-film arrays a strategy may use (indexed by table row)."""
 
     popularity: np.ndarray  # (N,) float
     popular_order: np.ndarray  # (M,) int rows, cold-start list, best first
     allowed: np.ndarray | None = None  # (N,) bool: films that may be recommended (None = all)
+
+    @cached_property
+    def log_popularity(self) -> np.ndarray:
+        """log1p(popularity) scaled to [0, 1] (the blend's prior), computed once."""
+        logged = np.log1p(np.maximum(self.popularity, 0.0))
+        top = float(logged.max()) if logged.size else 0.0
+        return logged / top if top > 0 else logged
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,10 @@ def _finish(rows: np.ndarray, scores: np.ndarray, profile: UserProfile, catalogu
     if catalogue.allowed is not None:
         keep &= catalogue.allowed[rows]
     rows, scores = rows[keep], scores[keep]
+    if len(rows) > n:  # keep every row scoring at least the n-th best (ties included), then sort those
+        threshold = np.partition(scores, len(scores) - n)[len(scores) - n]
+        top = scores >= threshold
+        rows, scores = rows[top], scores[top]
     order = np.lexsort((rows, -catalogue.popularity[rows], -scores))[:n]
     chosen = [int(r) for r in rows[order]]
     chosen_scores = [float(s) for s in scores[order]]
@@ -152,8 +164,7 @@ def rank_blend(profile: UserProfile, catalogue: Catalogue, n: int = DEFAULT_N,
         (params.content_weight * profile.content_sim * weights[:, None]).ravel(),
     ]
     rows, sums = _accumulate(np.concatenate(parts_idx), np.concatenate(parts_val))
-    prior = _log_popularity(catalogue.popularity)
-    scores = sums / total + params.popularity_weight * prior[rows]
+    scores = sums / total + params.popularity_weight * catalogue.log_popularity[rows]
     return _finish(rows, scores, profile, catalogue, n)
 
 
@@ -162,12 +173,6 @@ def rank_itemknn(profile: UserProfile, catalogue: Catalogue, n: int = DEFAULT_N)
     weights = np.ones(profile.size)
     rows, sums = _accumulate(profile.cooc_idx, profile.cooc_sim * weights[:, None])
     return _finish(rows, sums, profile, catalogue, n)
-
-
-def _log_popularity(popularity: np.ndarray) -> np.ndarray:
-    logged = np.log1p(np.maximum(popularity, 0.0))
-    top = float(logged.max()) if logged.size else 0.0
-    return logged / top if top > 0 else logged
 
 
 Strategy = Callable[[UserProfile, Catalogue, int], Ranked]
