@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
 }
 
+# Commands whose process ends in movierec.serving.serve (gunicorn workers share metrics via files).
+SERVED_BY_GUNICORN = {"inference", "lb", "dashboard"}
+
 
 def usage() -> str:
     width = max(len(name) for name in COMMANDS)
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         level=CommonSettings.from_env().log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if name in SERVED_BY_GUNICORN:
+        from movierec.serving import prepare_multiprocess_metrics
+
+        prepare_multiprocess_metrics()  # before the command's modules create their metrics
     module = importlib.import_module(COMMANDS[name][0])
     # Modules that own several commands see the command name first.
     result = module.main([name, *rest])

@@ -36,6 +36,22 @@ class _Application(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
+_PREPARED: dict[str, Any] = {}
+
+
+def prepare_multiprocess_metrics() -> None:
+    """Set a fresh PROMETHEUS_MULTIPROC_DIR now, before prometheus_client is first imported.
+
+    prometheus_client picks its value storage at import time: metrics created before the variable
+    is set stay private to one process and the aggregated `/metrics` comes out empty. Commands
+    that end in `serve` call this first (movierec.cli); `serve` removes the directory at exit.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = tempfile.mkdtemp(prefix="movierec-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        _PREPARED["path"] = path
+
+
 def serve(
     factory: Callable[[], Any],
     *,
@@ -47,7 +63,8 @@ def serve(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Serve `factory()` with gunicorn on `bind` until SIGTERM/SIGINT (the app is built per worker)."""
-    own_dir = None
+    own_dir = _PREPARED.get("path") if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == _PREPARED.get("path") else None
+    owner_pid = os.getpid()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="movierec-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
@@ -67,5 +84,5 @@ def serve(
     try:
         _Application(factory, options).run()
     finally:
-        if own_dir:
+        if own_dir and os.getpid() == owner_pid:  # a gunicorn worker unwinds through here too
             shutil.rmtree(own_dir, ignore_errors=True)
