@@ -37,6 +37,7 @@ class UpSettings:
     simulator_users: int
     monitoring: bool
     inference_workers: int
+    slack_webhook_url: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> UpSettings:
@@ -60,6 +61,7 @@ class UpSettings:
             simulator_users=env_int("UP_SIMULATOR_USERS", 1_000_000, environ),
             monitoring=env_bool("UP_MONITORING", True, environ),
             inference_workers=env_int("UP_INFERENCE_WORKERS", 1, environ),
+            slack_webhook_url=env_str("SLACK_WEBHOOK_URL", "", environ),
         )
 
 

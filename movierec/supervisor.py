@@ -14,7 +14,6 @@ import ctypes
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -136,12 +135,8 @@ def write_monitoring_config(settings: UpSettings, specs: list[ServiceSpec], dire
         directory,
         targets=scrape_targets(specs),
         alertmanager=f"127.0.0.1:{settings.alertmanager_port}",
+        slack_webhook_url=settings.slack_webhook_url or None,
     )
-
-
-def _find_binary(name: str) -> Path | None:
-    found = shutil.which(name)
-    return Path(found) if found else None
 
 
 class Supervisor:
@@ -153,9 +148,11 @@ class Supervisor:
         self.stopping = False
 
     def plan(self) -> list[ServiceSpec]:
+        from monitoring.local import find_binary
+
         return plan_services(
-            self.settings, tansu=tansu_binary(), prometheus=_find_binary("prometheus"),
-            alertmanager=_find_binary("prometheus-alertmanager"), monitoring_dir=self.monitoring_dir,
+            self.settings, tansu=tansu_binary(), prometheus=find_binary("prometheus"),
+            alertmanager=find_binary("prometheus-alertmanager"), monitoring_dir=self.monitoring_dir,
         )
 
     def _write_state(self, phase: str) -> None:
