@@ -197,10 +197,11 @@ class IngestLoop:
             started = time.perf_counter()
             try:
                 write_batch(self.engine, rows)
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # any failed write is retried; nothing is half-committed
                 metrics.DB_ERRORS.inc()
                 log.warning("db_write_failed attempt=%d retry_in_seconds=%.2f error=%s",
-                            attempt, delay, type(exc).__name__ + ": " + str(exc).splitlines()[0][:200])
+                            attempt, delay, type(exc).__name__ + ": " + (str(exc).splitlines() or [""])[0][:200],
+                            exc_info=attempt == 1 and not isinstance(exc, SQLAlchemyError))
                 if self._stop.is_set():
                     give_up_at = give_up_at or self._clock() + self.settings.shutdown_grace_seconds
                     if self._clock() >= give_up_at:

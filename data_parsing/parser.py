@@ -187,6 +187,7 @@ def parse_line_fast(raw: bytes) -> WatchFields | RatingEvent | RecommendationEve
             raise MalformedLine("not_utf8") from None
     parts = raw.split(b",", 2)
     if len(parts) < 3:
+        check_time(parts[0])  # a line that does not even start with a time is not a stream line
         raise MalformedLine("truncated", "fewer than 3 comma-separated fields")
     time_raw, user_raw, request = parts
     if request.startswith(_WATCH_PREFIX):
@@ -306,4 +307,6 @@ def _parse_recommendation(time_raw: bytes, user_raw: bytes, request: bytes, raw:
 def _show(raw: bytes, limit: int = 60) -> str:
     """A short printable excerpt of a field for the dead letter's detail."""
     text = raw[:limit].decode("utf-8", errors="replace")
+    if not text.isprintable():  # control characters (NUL above all) cannot go into a text column
+        text = text.encode("unicode_escape").decode("ascii")
     return text + "..." if len(raw) > limit else text
