@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_SOURCE = Path(tiny_inference.__file__).read_text()
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+def git(repo: Path, *args: str, environ: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in (environ or os.environ).items() if not k.startswith("GIT_")}
     env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@example.org"})
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from load_balancer.schedule import scheduled_once
 from tests.load_balancer import tiny_inference
 from tests.load_balancer.conftest import serve_in_thread
+from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import (
     ClientLoop,
     Platform,
@@ -24,7 +25,6 @@ from tests.load_balancer.platform import (
     release_row,
     start_platform,
 )
-from tests.load_balancer.helpers import wait_until
 
 WINDOW_DEADLINE_SECONDS = 240  # one-minute window rounded up to cron's minute, plus the evaluation
 
@@ -39,12 +39,19 @@ def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 def platform(postgres_url: str, pg_engine: Engine, data_dir: Path, clone, slack_receiver) -> Iterator[Platform]:
     main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
     running = start_platform(postgres_url, data_dir, clone[0], main.url, slack_receiver.url)
-    wait_until(lambda: requests.get(f"{running.router_url}/health", timeout=2).ok, timeout_seconds=30)
+    wait_until(lambda: answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
     running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
     yield running
     running.stop()
     kill_recorded_backends(pg_engine)
     main.stop()
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:
+        return False
 
 
 def decided(engine: Engine, status: str):  # type: ignore[no-untyped-def]
@@ -58,7 +65,8 @@ def test_tagged_nightly_with_better_ranking_is_promoted(platform, clone, pg_engi
     assert installed.returncode == 0, installed.stderr
     platform.start("scheduler", "scheduler", "--tick", "1")
     with ClientLoop(platform.router_url, pg_engine) as client:
-        git(repo, "tag", "release-recommender-nightly-good", shas["good"])  # the hook starts the release
+        # The hook starts the release; it sees the tagging user's environment (DATABASE_URL, token, ...).
+        git(repo, "tag", "release-recommender-nightly-good", shas["good"], environ=platform.env)
         row = wait_until(lambda: release_row(pg_engine), timeout_seconds=60, interval=0.5)
         release_id = row.metrics["release_id"]
         assert release_id.endswith(shas["good"][:8])
@@ -67,6 +75,8 @@ def test_tagged_nightly_with_better_ranking_is_promoted(platform, clone, pg_engi
         assert release_id in scheduled_once(platform.data_dir / "crontab")
         promoted = wait_until(lambda: decided(pg_engine, "promoted"), timeout_seconds=WINDOW_DEADLINE_SECONDS,
                               interval=1)
+        wait_until(lambda: any("promoted to main" in p["text"] for p in slack_receiver.payloads),
+                   timeout_seconds=30)
         after = requests.get(f"{platform.router_url}/recommend/3", timeout=5)
     assert client.stats.failures == []
     assert client.stats.versions.get(promoted.version, 0) > 50 and client.stats.versions.get("main-v1", 0) > 50
@@ -102,10 +112,10 @@ def test_failing_nightly_is_rolled_back_and_clients_see_no_failure(platform, clo
     assert rolled.role == "retired" and rolled.weight == 0.0
     assert "answered only" in rolled.metrics["decision_reason"]
     assert platform.admin("GET", "/backends")["nightly"] is None
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-               timeout_seconds=20)
+    # After the decision the job stops the nightly, removes its worktree, then notifies.
+    wait_until(lambda: any("rolled back" in p["text"] for p in slack_receiver.payloads), timeout_seconds=30)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not Path(row.metrics["worktree"]).exists()
-    assert any("rolled back" in p["text"] for p in slack_receiver.payloads)
     metrics = requests.get(f"{platform.router_url}/metrics", timeout=5).text
     assert 'movierec_lb_backend_errors_total{backend="nightly",kind="http_5xx"}' in metrics
     assert 'movierec_lb_backend_errors_total{backend="nightly",kind="timeout"}' in metrics
