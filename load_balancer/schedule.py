@@ -48,7 +48,8 @@ def schedule_once(path: Path, key: str, command: str, at: datetime) -> datetime:
     """Schedule `command` once at the first whole minute >= `at` (replacing a job with the same key)."""
     when = ceil_minute(at)
     with locked_crontab(path) as cron:
-        cron.remove_all(comment=lambda c: _once_key(c) == key)
+        for old in [job for job in cron if _once_key(job.comment) == key]:
+            cron.remove(old)
         job = cron.new(command=command, comment=f"{ONCE} {key} not-before={when.isoformat()}")
         job.setall(when)
     log.info("scheduled key=%s at=%s", key, when.isoformat())

@@ -1,0 +1,89 @@
+"""The crontab file and its scheduler, the Slack payloads, the inconclusive -> extend -> roll back path."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from load_balancer.notify import notify, slack_payload
+from load_balancer.online_eval import run_online_eval
+from load_balancer.schedule import ceil_minute, run_scheduler, schedule_once, scheduled_once, take_due_jobs
+from load_balancer.settings import ReleaseSettings
+from load_balancer.state import find_release, register_backend
+from tests.load_balancer.helpers import ADMIN_TOKEN, router_settings
+
+
+def test_ceil_minute() -> None:
+    assert ceil_minute(datetime(2024, 1, 1, 10, 0, 0)) == datetime(2024, 1, 1, 10, 0)
+    assert ceil_minute(datetime(2024, 1, 1, 10, 0, 1)) == datetime(2024, 1, 1, 10, 1)
+    assert ceil_minute(datetime(2024, 12, 31, 23, 59, 30)) == datetime(2025, 1, 1, 0, 0)
+
+
+def test_one_shot_jobs_run_once_when_due_even_if_the_minute_was_missed(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    at = schedule_once(path, "r1", "echo hello", datetime(2024, 5, 1, 10, 0, 30))
+    assert at == datetime(2024, 5, 1, 10, 1)
+    schedule_once(path, "r1", "echo again", datetime(2024, 5, 1, 10, 5))  # same key: replaced
+    assert scheduled_once(path) == {"r1": datetime(2024, 5, 1, 10, 5)}
+    assert "5 10 1 5 *" in path.read_text()
+    assert take_due_jobs(path, datetime(2024, 5, 1, 10, 4, 59), datetime(2024, 5, 1, 10, 4)) == []
+    # The scheduler was down at 10:05; at 10:07 the job still runs, once.
+    due = take_due_jobs(path, datetime(2024, 5, 1, 10, 7), datetime(2024, 5, 1, 10, 6, 59))
+    assert [command for _, command in due] == ["echo again"]
+    assert scheduled_once(path) == {}
+    assert take_due_jobs(path, datetime(2024, 5, 1, 10, 8), datetime(2024, 5, 1, 10, 7)) == []
+
+
+def test_scheduler_runs_the_crontab_file(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    marker = tmp_path / "ran.txt"
+    schedule_once(path, "k", f"{sys.executable} -c \"open('{marker}', 'a').write('x')\"",
+                  datetime.now() - timedelta(minutes=1))
+    run_scheduler(path, tick_seconds=0.2, log_path=tmp_path / "scheduler.log", max_seconds=1.5)
+    assert marker.read_text() == "x"  # ran exactly once
+    assert scheduled_once(path) == {}
+
+
+def test_slack_payload_format_and_delivery(slack_receiver) -> None:
+    payload = slack_payload("promote", "Nightly v2 promoted", "better", {f"k{i}": i for i in range(12)})
+    assert payload["text"].startswith(":rocket: Nightly v2 promoted")
+    assert payload["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Nightly v2 promoted"}}
+    assert [len(b["fields"]) for b in payload["blocks"] if "fields" in b] == [10, 2]
+    assert notify(slack_receiver.url, payload)
+    assert slack_receiver.payloads == [payload]
+    assert not notify("", payload)  # no URL: log only
+    assert not notify("http://127.0.0.1:9/hook", payload, timeout_seconds=1)  # unreachable: never raises
+
+
+def test_inconclusive_extends_once_then_rolls_back(postgres_url, pg_engine: Engine, data_dir, start_backend,
+                                                  start_router, slack_receiver, monkeypatch) -> None:
+    _, main_server = start_backend("main-v1")
+    _, nightly_server = start_backend("nightly-v2")
+    _, router = start_router(router_settings(postgres_url, data_dir, LB_MAIN_URL=main_server.url))
+    with Session(pg_engine) as session:
+        register_backend(session, "main", main_server.url, "main-v1")
+        register_backend(session, "nightly", nightly_server.url, "nightly-v2", release_id="r-quiet", weight=0.2,
+                         details={"registered_at": datetime.now().isoformat()})
+    settings = ReleaseSettings.from_env({
+        "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": postgres_url, "LB_ADMIN_URL": router.url,
+        "LB_ADMIN_TOKEN": ADMIN_TOKEN, "RELEASE_WINDOW_MINUTES": "30", "SLACK_WEBHOOK_URL": slack_receiver.url})
+    started = time.time()
+    assert run_online_eval("r-quiet", settings) == "extend"  # no traffic at all: too few users
+    when = scheduled_once(settings.crontab_path)["r-quiet"]
+    assert timedelta(minutes=29) < when - datetime.fromtimestamp(started) <= timedelta(minutes=31)
+    assert "window extended" in slack_receiver.payloads[-1]["text"]
+    assert run_online_eval("r-quiet", settings) == "rollback"
+    with Session(pg_engine) as session:
+        row = find_release(session, "r-quiet")
+        assert row is not None and row.status == "rolled_back"
+        assert "still inconclusive after one extension" in row.metrics["decision_reason"]
+        assert len(row.metrics["evaluations"]) == 2
+    assert "rolled back" in slack_receiver.payloads[-1]["text"]
+    with pytest.raises(Exception, match="no longer the nightly"):
+        run_online_eval("r-quiet", settings)
