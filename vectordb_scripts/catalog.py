@@ -174,8 +174,13 @@ def popularity_scores(records: pd.DataFrame) -> pd.DataFrame:
             parts[signal] = pd.concat(scaled).groupby(level=0).max()
     table = pd.DataFrame(parts).reindex(columns=list(SIGNALS))
     score = (0.75 * table.max(axis=1, skipna=True) + 0.25 * table.mean(axis=1, skipna=True)) * 100
-    source = table.apply(lambda row: "+".join(row.dropna().sort_values(ascending=False, kind="stable").index), axis=1)
-    return pd.DataFrame({"popularity": score.round(4), "popularity_source": source.replace("", None)})
+    names = list(table.columns)
+    source = [
+        "+".join(names[i] for i in sorted((i for i in range(len(row)) if row[i] == row[i]), key=lambda i: -row[i]))
+        or None
+        for row in table.to_numpy()
+    ]  # strongest signal first; NaN != NaN skips the signals a film lacks
+    return pd.DataFrame({"popularity": score.round(4), "popularity_source": source}, index=table.index)
 
 
 def genre_phrase(genres: str) -> str:
@@ -206,6 +211,14 @@ def template_description(
     return ", ".join(parts) + "."
 
 
+def sources_by_film(records: pd.DataFrame) -> dict[int, set[str]]:
+    """The datasets each film was matched in."""
+    held: dict[int, set[str]] = defaultdict(set)
+    for film, source in zip(records["film"], records["source"], strict=True):
+        held[film].add(source)
+    return held
+
+
 def merge_films(records: pd.DataFrame) -> pd.DataFrame:
     """One row per film (index = film number) with merged fields, `field_sources` and `sources`."""
     films = pd.DataFrame(index=pd.Index(sorted(records["film"].unique()), name="film"))
@@ -221,8 +234,8 @@ def merge_films(records: pd.DataFrame) -> pd.DataFrame:
     for film, source in films["popularity_source"].dropna().items():
         field_sources[film]["popularity"] = source
     order = {source: i for i, source in enumerate(SOURCE_ORDER)}
-    by_film = records.groupby("film")["source"].agg(lambda s: "|".join(sorted(set(s), key=order.get)))
-    films["sources"] = by_film.reindex(films.index)
+    held = sources_by_film(records)
+    films["sources"] = ["|".join(sorted(held[film], key=order.get)) for film in films.index]
     films["field_sources"] = [field_sources[film] for film in films.index]
     return films
 
@@ -239,17 +252,19 @@ def attach_wikipedia(films: pd.DataFrame, keys: pd.DataFrame, wiki: pd.DataFrame
     films_per_key = keys.groupby("key")["film"].nunique()
     yearless_texts = wiki[wiki["year"].isna()].groupby(["kind", "key"]).size()
     rows = []
-    by_key = {key: group for key, group in keys.groupby("key")}
+    by_key: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for film, key, year in zip(keys["film"], keys["key"], keys["year"], strict=True):
+        by_key[key].append((film, year))
     for text in wiki.itertuples(index=False):
         candidates = by_key.get(text.key)
-        if candidates is None:
+        if not candidates:
             continue
         if pd.notna(text.year):
-            close = candidates[(candidates["year"] - int(text.year)).abs() <= YEAR_TOLERANCE]["film"].unique()
+            close = {film for film, year in candidates if abs(year - int(text.year)) <= YEAR_TOLERANCE}
             if len(close) == 1:
-                rows.append((close[0], text.text, text.kind))
+                rows.append((close.pop(), text.text, text.kind))
         elif films_per_key[text.key] == 1 and yearless_texts[(text.kind, text.key)] == 1:
-            rows.append((candidates["film"].iloc[0], text.text, text.kind))
+            rows.append((candidates[0][0], text.text, text.kind))
     found = pd.DataFrame(rows, columns=["film", "text", "kind"])
     found = found.assign(_rank=(found["kind"] != "plot").astype(int)).sort_values(["film", "_rank"], kind="stable")
     return found.drop_duplicates("film").set_index("film")[["text", "kind"]].reindex(films.index)
@@ -284,19 +299,22 @@ def finish_catalog(films: pd.DataFrame, wikipedia: pd.DataFrame | None = None) -
         raise ValueError(f"unnameable film reached the catalogue: {exc}") from exc
     wiki = wikipedia.reindex(films.index) if wikipedia is not None else pd.DataFrame(index=films.index)
     overview, description_source, field_sources = [], [], []
-    for film, row in films.iterrows():
-        sources = dict(row["field_sources"])
-        if isinstance(row["overview"], str) and row["overview"].strip():
-            overview.append(row["overview"])
+    wiki_text = wiki["text"].tolist() if "text" in wiki else [None] * len(films)
+    wiki_kind = wiki["kind"].tolist() if "kind" in wiki else [None] * len(films)
+    columns = ["field_sources", "overview", "year", "genres", "runtime", "director", "cast"]
+    for i, (known, tmdb_text, year, genres, runtime, director, cast) in enumerate(
+        zip(*(films[c].tolist() for c in columns), strict=True)
+    ):
+        sources = dict(known)
+        if _text(tmdb_text):
+            overview.append(tmdb_text)
             description_source.append("tmdb")
-        elif "text" in wiki and isinstance(wiki.at[film, "text"], str):
-            overview.append(wiki.at[film, "text"])
+        elif _text(wiki_text[i]):
+            overview.append(wiki_text[i])
             description_source.append("wikipedia")
-            sources["overview"] = f"wikipedia_{wiki.at[film, 'kind']}"
+            sources["overview"] = f"wikipedia_{wiki_kind[i]}"
         else:
-            overview.append(
-                template_description(row["year"], row["genres"], row["runtime"], row["director"], row["cast"])
-            )
+            overview.append(template_description(year, genres, runtime, director, cast))
             description_source.append("template")
             sources["overview"] = "template"
         sources["id"] = sources.get("title", "")

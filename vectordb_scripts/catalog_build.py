@@ -23,7 +23,14 @@ from tqdm import tqdm
 
 from movierec.settings import CommonSettings, env_bool, env_int, env_str
 from vectordb_scripts import catalog, slugs, sources, titles
-from vectordb_scripts.catalog_io import catalog_path, load_catalog, ml1m_mapping_path, ml100k_mapping_path
+from vectordb_scripts.catalog_io import (
+    catalog_path,
+    load_catalog,
+    load_ml1m_ratings,
+    ml1m_mapping_path,
+    ml1m_ratings_path,
+    ml100k_mapping_path,
+)
 from vectordb_scripts.fetch import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,7 @@ def is_current(data_dir: Path, target_size: int) -> bool:
     """True when the catalogue files exist and were built from the same data and target size."""
     stamp_file = data_dir / "catalog" / STAMP_NAME
     paths = [catalog_path(data_dir), ml1m_mapping_path(data_dir), ml100k_mapping_path(data_dir), stamp_file]
+    paths.append(ml1m_ratings_path(data_dir))
     if not all(p.is_file() for p in paths):
         return False
     try:
@@ -129,7 +137,8 @@ def compute_catalog(raw_dir: Path, target_size: int) -> tuple[pd.DataFrame, pd.D
     keys = records[["film", "keys", "year"]].explode("keys").rename(columns={"keys": "key"}).dropna()
     keys["year"] = keys["year"].astype(int)
     wikipedia = catalog.attach_wikipedia(films, keys, sources.read_wikipedia(raw_dir))
-    forced = records.groupby("film")["source"].agg(lambda s: bool({"ml1m", "ml100k"} & set(s)))
+    held = catalog.sources_by_film(records)
+    forced = pd.Series({film: bool({"ml1m", "ml100k"} & names) for film, names in held.items()})
     selected = catalog.select_films(films, forced, target_size)
     result = catalog.finish_catalog(selected, wikipedia)
     slug_of = result["id"]
@@ -176,6 +185,8 @@ def build_catalog(data_dir: Path, target_size: int = DEFAULT_TARGET_SIZE, force:
     _write(stored, catalog_path(data_dir))
     _write(ml1m, ml1m_mapping_path(data_dir))
     _write(ml100k, ml100k_mapping_path(data_dir))
+    ml1m_ratings_path(data_dir).unlink(missing_ok=True)  # load_ml1m_ratings then joins the new mapping
+    _write(load_ml1m_ratings(data_dir), ml1m_ratings_path(data_dir))
     (out_dir / STAMP_NAME).write_text(json.dumps(stamp, indent=2))
     return BuildResult(movies, ml1m, ml100k, reused=False, seconds=time.perf_counter() - started)
 

@@ -2,7 +2,8 @@
 
 Built by `movierec data fetch` + `movierec catalog build` into `<data_dir>`:
 `catalog/movies.parquet` (one row per film, the db_utils Movie columns, `id` = slug),
-`catalog/ml1m_mapping.csv` (ml1m_id, movie_id) and `catalog/ml100k_mapping.csv` (ml100k_id, movie_id).
+`catalog/ml1m_mapping.csv` (ml1m_id, movie_id), `catalog/ml100k_mapping.csv` (ml100k_id, movie_id)
+and `catalog/ml1m_ratings.parquet` (the ML-1M ratings with their slugs, for fast loading).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def catalog_path(data_dir: Path) -> Path:
 
 def ml1m_mapping_path(data_dir: Path) -> Path:
     return Path(data_dir) / "catalog" / "ml1m_mapping.csv"
+
+
+def ml1m_ratings_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "catalog" / "ml1m_ratings.parquet"
 
 
 def ml100k_mapping_path(data_dir: Path) -> Path:
@@ -54,6 +59,9 @@ def load_ml1m_mapping(data_dir: Path) -> pd.DataFrame:
 
 def load_ml1m_ratings(data_dir: Path) -> pd.DataFrame:
     """The 1,000,209 ML-1M ratings: user_id, movie_id (slug), ml1m_id, rating (1-5), timestamp (unix s)."""
+    cached = ml1m_ratings_path(data_dir)
+    if cached.is_file():  # written by the catalogue build with the mapping: same slugs
+        return pd.read_parquet(cached)
     mapping = load_ml1m_mapping(data_dir)
     ratings = sources.read_ml1m_ratings_raw(Path(data_dir) / "raw")
     ratings = ratings.merge(mapping, on="ml1m_id", how="left", validate="many_to_one")

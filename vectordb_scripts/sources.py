@@ -376,7 +376,7 @@ def read_imdb(raw_dir: Path) -> pd.DataFrame:
 
 
 _WIKI_FILM_SUFFIX = re.compile(r"^(?P<title>.*\S)\s*\((?:(?P<year>\d{4}) )?(?:[\w ]+ )?film\)$")
-_LEAD_YEAR = re.compile(r"\bis an? (?:\w+ )*?(?P<year>1[89]\d\d|20\d\d)\b")
+_LEAD_YEAR = re.compile(r"\bis (?:an?|the) (?:\w+ )*?(?P<year>1[89]\d\d|20\d\d)\b")
 
 
 def read_wikipedia(raw_dir: Path) -> pd.DataFrame:

@@ -8,6 +8,7 @@ matched on (with their year, within one year).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from vectordb_scripts.slugs import strip_accents
@@ -95,6 +96,7 @@ _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", 
 _WORD_FORMS = {**_ROMAN, "vol": "volume", "pt": "part", "and": "and"}
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def title_key(title: str) -> str:
     """The key films are matched on: accents, case, punctuation and a leading article removed.
 
