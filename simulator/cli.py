@@ -60,7 +60,8 @@ def main(argv: list[str]) -> int:
     from simulator.tastes_store import load_tastes
     from simulator.users import Population
 
-    tastes = load_tastes(args.data_dir, TasteParams(rank=args.rank), refit=args.refit)
+    tastes = load_tastes(args.data_dir, TasteParams(rank=args.rank), refit=args.refit,
+                         chroma_url=settings.common.chroma_url, collection_name=settings.common.chroma_collection)
     population = Population(tastes, n_users=args.users, seed=args.seed)
     if args.metrics_port:
         start_metrics_server(args.metrics_port, "simulator")

@@ -19,8 +19,8 @@ from simulator.tastes import TasteParams, Tastes, build_tastes
 
 log = logging.getLogger(__name__)
 
-# Where the inference engineer's index build may leave the catalogue embeddings (optional).
-EMBEDDING_FILES = ("index/embeddings.npy", "index/embedding_ids.npy")
+# Built by `movierec index build`: its presence means the Chroma collection holds the embeddings.
+NEIGHBOURS_TABLE = "index/neighbours.npz"
 
 
 def save_tastes(tastes: Tastes, path: Path, fingerprint: str = "") -> None:
@@ -53,8 +53,8 @@ def _file_stamp(path: Path) -> list[object]:
 
 def input_files(data_dir: Path) -> list[Path]:
     catalog = data_dir / "catalog"
-    return [catalog / "movies.parquet", catalog / "ml1m_mapping.csv", data_dir / "raw",
-            *(data_dir / name for name in EMBEDDING_FILES)]
+    return [catalog / "movies.parquet", catalog / "ml1m_mapping.csv", catalog / "ml1m_ratings.parquet",
+            data_dir / NEIGHBOURS_TABLE]
 
 
 def fingerprint_for(data_dir: Path, params: TasteParams) -> str:
@@ -62,23 +62,33 @@ def fingerprint_for(data_dir: Path, params: TasteParams) -> str:
     return hashlib.sha1(json.dumps(stamp, sort_keys=True).encode()).hexdigest()
 
 
-def load_embeddings(data_dir: Path, item_ids: np.ndarray) -> np.ndarray | None:
-    """Catalogue-aligned embedding rows when `<data_dir>/index/` provides them, else None."""
-    vectors_path, ids_path = (data_dir / name for name in EMBEDDING_FILES)
-    if not (vectors_path.exists() and ids_path.exists()):
+def load_embeddings(data_dir: Path, item_ids: np.ndarray, chroma_url: str = "",
+                    collection_name: str = "movies") -> np.ndarray | None:
+    """Catalogue-aligned MiniLM embeddings from the vector index when it is built, else None.
+
+    Films the index lacks get a zero row (the ridge then leans on their other features).
+    """
+    if not (data_dir / NEIGHBOURS_TABLE).exists():
         return None
-    vectors = np.load(vectors_path, allow_pickle=False)
-    ids = np.load(ids_path, allow_pickle=False).astype(str)
-    row = {slug: i for i, slug in enumerate(ids.tolist())}
+    from vectordb_scripts.chroma import VectorIndexUnavailable, fetch_embeddings, open_client, open_collection
+
+    try:
+        collection = open_collection(open_client(chroma_url, data_dir / "chroma", create=False), collection_name,
+                                     create=False)
+        ids, vectors = fetch_embeddings(collection, item_ids.tolist())
+    except VectorIndexUnavailable as exc:
+        log.warning("tastes_without_embeddings reason=%s", exc)
+        return None
+    if not ids:
+        return None
+    row = {slug: i for i, slug in enumerate(item_ids.tolist())}
     aligned = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float64)
-    for i, slug in enumerate(item_ids.tolist()):
-        j = row.get(slug)
-        if j is not None:
-            aligned[i] = vectors[j]
+    aligned[[row[slug] for slug in ids]] = vectors
     return aligned
 
 
-def load_tastes(data_dir: Path, params: TasteParams = TasteParams(), refit: bool = False) -> Tastes:
+def load_tastes(data_dir: Path, params: TasteParams = TasteParams(), refit: bool = False, chroma_url: str = "",
+                collection_name: str = "movies") -> Tastes:
     """The cached model for `data_dir`, fitting it from the real catalogue and ML-1M if needed."""
     data_dir = Path(data_dir)
     fingerprint = fingerprint_for(data_dir, params)
@@ -93,7 +103,7 @@ def load_tastes(data_dir: Path, params: TasteParams = TasteParams(), refit: bool
 
     started = time.perf_counter()
     catalog = load_catalog(data_dir)
-    embeddings = load_embeddings(data_dir, catalog["id"].astype(str).to_numpy())
+    embeddings = load_embeddings(data_dir, catalog["id"].astype(str).to_numpy(), chroma_url, collection_name)
     tastes = build_tastes(catalog, load_ml1m_ratings(data_dir), load_ml1m_users(data_dir), params, embeddings)
     save_tastes(tastes, path, fingerprint)
     log.info("tastes_fitted path=%s items=%d rated=%d users=%d embeddings=%s seconds=%.1f", path,

@@ -3,12 +3,18 @@ genres, users with low-rank tastes, ratings sampled from them; and the taste mod
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask
+from werkzeug.serving import make_server
 
+from movierec.testing import free_port
 from simulator.tastes import TasteParams, Tastes, build_tastes
 from simulator.users import Population
 
@@ -69,3 +75,31 @@ def small_tastes(small_data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) ->
 @pytest.fixture
 def small_population(small_tastes: Tastes) -> Population:
     return Population(small_tastes, n_users=1000, seed=3)
+
+
+class ListSink:
+    """A sink that keeps the lines in memory (the engine's output, for assertions)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@contextlib.contextmanager
+def http_server(app: Flask) -> Iterator[str]:
+    """Serve a Flask app on a free loopback port in a thread; yields its base URL."""
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
