@@ -6,7 +6,7 @@ PostgreSQL and SQLite through each dialect's `INSERT ... ON CONFLICT`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,9 +16,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db_utils.models import DeadLetter, Movie, Rating, Recommendation, User, Watch
-
-# Rows per INSERT statement: keeps statements under SQLite's 32766 bound-parameter limit.
-CHUNK_ROWS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +115,11 @@ def _insert_for(session: Session | Connection, table: Any) -> Any:
     raise NotImplementedError(f"no upsert for dialect {dialect!r}")
 
 
-def _chunks(rows: Sequence[dict[str, Any]], size: int = CHUNK_ROWS) -> Iterable[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def _execute_values(session: Session | Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-    # One multi-VALUES statement per chunk: far fewer round trips than executemany.
-    for chunk in _chunks(rows):
-        session.execute(statement.values(list(chunk)))
+    # executemany: SQLAlchemy compiles the statement once (cached) and sends the rows as
+    # multi-row VALUES batches ("insertmanyvalues"); `.values(rows)` would compile every row anew.
+    if rows:
+        session.execute(statement, rows)
 
 
 def upsert_watches(session: Session | Connection, rows: Iterable[WatchRow]) -> int:
@@ -246,9 +239,7 @@ def upsert_movies(session: Session | Connection, movies: Iterable[dict[str, Any]
         index_elements=[Movie.__table__.c.id],
         set_={name: insert.excluded[name] for name in columns if name in rows[0]},
     )
-    # Movie rows are wide: smaller chunks keep SQLite under its parameter limit.
-    for chunk in _chunks(rows, size=max(1, 30000 // max(1, len(rows[0])))):
-        session.execute(statement.values(list(chunk)))
+    _execute_values(session, statement, rows)
     return len(rows)
 
 
