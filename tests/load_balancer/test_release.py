@@ -39,12 +39,14 @@ def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 def platform(postgres_url: str, pg_engine: Engine, data_dir: Path, clone, slack_receiver) -> Iterator[Platform]:
     main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
     running = start_platform(postgres_url, data_dir, clone[0], main.url, slack_receiver.url)
-    wait_until(lambda: answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
-    running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
-    yield running
-    running.stop()
-    kill_recorded_backends(pg_engine)
-    main.stop()
+    try:
+        wait_until(lambda: answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
+        running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
+        yield running
+    finally:
+        running.stop()
+        kill_recorded_backends(pg_engine)
+        main.stop()
 
 
 def answers(url: str) -> bool:
