@@ -16,9 +16,8 @@ from gunicorn.app.base import BaseApplication
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    # Runs in gunicorn's SIGCHLD handler: no imports here (an import there can deadlock or fail).
+    _MULTIPROCESS["module"].mark_process_dead(worker.pid)
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -37,6 +36,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
 
 
 _PREPARED: dict[str, Any] = {}
+_MULTIPROCESS: dict[str, Any] = {}
 
 
 def prepare_multiprocess_metrics() -> None:
@@ -68,6 +68,9 @@ def serve(
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="movierec-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    from prometheus_client import multiprocess
+
+    _MULTIPROCESS["module"] = multiprocess
     options: dict[str, Any] = {
         "bind": bind,
         "workers": workers,
