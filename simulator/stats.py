@@ -53,11 +53,15 @@ class SimStats:
     request_outcomes: CountMap[str] = field(default_factory=CountMap)
     versions: dict[str, VersionStats] = field(default_factory=dict)
     sessions: int = 0
+    _event_counters: dict[str, Counter] = field(default_factory=dict, repr=False)
 
     def event(self, kind: str) -> None:
         self.events[kind] += 1
         if self.export_metrics:
-            EVENTS.labels(kind).inc()
+            counter = self._event_counters.get(kind)
+            if counter is None:  # labels() per line costs more than the line itself
+                counter = self._event_counters[kind] = EVENTS.labels(kind)
+            counter.inc()
 
     def request(self, outcome: str) -> None:
         self.request_outcomes[outcome] += 1
