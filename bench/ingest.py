@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import logging
 import multiprocessing
 import os
 import random
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from data_parsing.consumer import IngestLoop
@@ -98,6 +100,11 @@ def _produce(bootstrap: str, topic: str, events: int, sessions: int, queue: mult
         queue.put((time.perf_counter() - started, sum(len(line) for line in lines)))
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _bench_settings(bootstrap: str, database_url: str, batch_max_events: int) -> ParserSettings:
     environ = {
         "KAFKA_BOOTSTRAP": bootstrap,
@@ -116,11 +123,15 @@ def _bench_settings(bootstrap: str, database_url: str, batch_max_events: int) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--batch-max-events", type=int, default=50_000)
+    parser.add_argument("--batch-max-events", type=int, default=100_000)
     parser.add_argument("--concurrent-sessions", type=int, default=20_000,
                         help="viewers streaming at any moment; more = more distinct (user, movie) rows per batch")
+    parser.add_argument("--verbose", action="store_true", help="log every committed batch (write_seconds, rows)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the consumer here")
     args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("movierec.parser").setLevel(logging.INFO)
 
     broker = start_broker(log_path=Path(tempfile.gettempdir()) / "bench-ingest-tansu.log")
     try:
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
             engine = make_engine(database_url)
             loop = IngestLoop(_bench_settings(broker.bootstrap, database_url, args.batch_max_events), engine)
+            cpu_before = _cpu_seconds()
             started = time.perf_counter()
             if args.profile:
                 import cProfile
@@ -149,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 loop.run(idle_exit_seconds=3.0)
             finished = time.perf_counter()
+            cpu_seconds = _cpu_seconds() - cpu_before
+            write_seconds = REGISTRY.get_sample_value("movierec_ingest_write_duration_seconds_sum") or 0.0
             # The loop leaves after 3 s without messages; the last commit happened before that.
             consume_seconds = (loop.last_commit_perf or finished) - (loop.first_record_perf or started)
             with engine.connect() as conn:
@@ -161,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"committed  {loop.committed_events:,} events in {consume_seconds:.1f} s "
           f"= {loop.committed_events / consume_seconds:,.0f} events/s (first record -> last offset commit; "
           f"group join + idle exit excluded; total run {finished - started:.1f} s)")
+    print(f"time       database writes {write_seconds:.1f} s wall in total; consumer process CPU "
+          f"{cpu_seconds:.1f} s = {loop.committed_events / cpu_seconds:,.0f} events per CPU-second "
+          f"(PostgreSQL's own CPU not included)")
     print("rows       " + ", ".join(f"{name}={count:,}" for name, count in counts.items()))
     print(f"peak RSS   {peak_rss_mb:,.0f} MB (consumer process)")
     print(f"machine    {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")

@@ -4,14 +4,21 @@ At-least-once with idempotent writes: offsets are committed only after the batch
 commits, and only the offsets of the messages in that batch. A crash between the two replays the
 batch, which writes the same rows again. While the database is unreachable the loop stops
 polling, retries the same batch with exponential backoff and commits nothing.
+
+Writes are pipelined: one writer thread writes batch N (PostgreSQL works on the other core, the
+driver releases the GIL) while this thread reads and folds batch N+1. At most one write is in
+flight; batch N's offsets are committed, from this thread, before batch N+1 is handed over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -20,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_parsing import metrics
-from data_parsing.batch import EVENT_TYPES, Batch
+from data_parsing.batch import EVENT_TYPES, Batch, BatchRows
 from data_parsing.settings import ParserSettings
 from data_parsing.writer import write_batch
 
@@ -74,6 +81,13 @@ class _RebalanceFlag(ConsumerRebalanceListener):
             return moved
 
 
+@dataclass
+class _InFlight:
+    batch: Batch
+    rows: BatchRows
+    write: Future[float]
+
+
 class IngestLoop:
     """Consumes the stream topic and writes it to the database batch by batch."""
 
@@ -90,6 +104,8 @@ class IngestLoop:
         self._clock = clock
         self._stop = threading.Event()
         self._rebalance = _RebalanceFlag()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parser-writer")
+        self._in_flight: _InFlight | None = None
         self.batch = Batch()
         self._batch_started: float | None = None
         self._lag_updated = 0.0
@@ -122,13 +138,17 @@ class IngestLoop:
                     last_message = now
                 if self._batch_due(now):
                     self.flush()
-                elif now - self._lag_updated >= LAG_UPDATE_SECONDS:
+                elif self._in_flight is not None and self._in_flight.write.done():
+                    self._finish_in_flight()  # commit as soon as the write is in, even when idle
+                if now - self._lag_updated >= LAG_UPDATE_SECONDS:
                     self._update_lag()
-                elif not got and idle_exit_seconds is not None and now - last_message >= idle_exit_seconds:
+                if (not got and idle_exit_seconds is not None and now - last_message >= idle_exit_seconds
+                        and self._in_flight is None):
                     break
-            if self.batch.size:
-                self.flush()
+            self.flush()
+            self._finish_in_flight()
         finally:
+            self._writer.shutdown(wait=True)
             self.consumer.close(autocommit=False)
             log.info("parser_stopped committed_events=%d", self.committed_events)
 
@@ -138,6 +158,8 @@ class IngestLoop:
         if self._batch_started is not None:
             left = self.settings.batch_max_seconds - (self._clock() - self._batch_started)
             timeout_ms = max(0, min(timeout_ms, int(left * 1000)))
+        elif self._in_flight is not None:
+            timeout_ms = min(timeout_ms, 50)  # come back soon to commit the write in flight
         records = self.consumer.poll(timeout_ms=timeout_ms, max_records=max(1, room))
         count = 0
         for tp, messages in records.items():
@@ -148,7 +170,7 @@ class IngestLoop:
             if self.first_record_perf is None:
                 self.first_record_perf = time.perf_counter()
         if self._rebalance.take():
-            self._replay_batch("rebalance")
+            self._replay("rebalance")
         return count
 
     def _batch_due(self, now: float) -> bool:
@@ -159,17 +181,30 @@ class IngestLoop:
         return self._batch_started is not None and now - self._batch_started >= self.settings.batch_max_seconds
 
     def flush(self) -> None:
-        """Write the batch in one transaction (retrying while the database is down), then commit."""
+        """Commit the write in flight once it is in, then hand the current batch to the writer."""
+        self._finish_in_flight()
+        if not self.batch.size:
+            return
         batch = self.batch
         rows = batch.rows()
-        self._write_with_retry(rows)
+        self._in_flight = _InFlight(batch, rows, self._writer.submit(self._write_with_retry, rows))
+        self._reset_batch()
+
+    def _finish_in_flight(self) -> None:
+        """Wait for the write in flight (it retries while the database is down), then commit it."""
+        in_flight = self._in_flight
+        if in_flight is None:
+            return
+        write_seconds = in_flight.write.result()  # ShutdownIncomplete surfaces here
         if self._rebalance.take():
             # Partitions moved while we wrote: the rows are in (idempotently); the offsets may no
-            # longer be ours to commit, so read the batch again from where it started.
-            self._replay_batch("rebalance during write")
+            # longer be ours to commit, so read everything uncommitted again.
+            self._replay("rebalance during write")
             return
-        if not self._commit(batch):
+        if not self._commit(in_flight.batch):
             return
+        self._in_flight = None
+        batch, rows = in_flight.batch, in_flight.rows
         metrics.BATCH_SIZE.observe(batch.size)
         for kind in EVENT_TYPES:
             if batch.events[kind]:
@@ -180,15 +215,14 @@ class IngestLoop:
         self.last_commit_perf = time.perf_counter()
         log.info(
             "batch_committed events=%d watch=%d rating=%d recommendation=%d dead_letters=%d "
-            "watch_rows=%d rating_rows=%d offsets=%s",
+            "watch_rows=%d rating_rows=%d write_seconds=%.3f offsets=%s",
             batch.size, batch.events["watch"], batch.events["rating"], batch.events["recommendation"],
-            len(rows.dead_letters), len(rows.watches), len(rows.ratings),
+            len(rows.dead_letters), len(rows.watches), len(rows.ratings), write_seconds,
             ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(batch.offsets.items())),
         )
-        self._reset_batch()
-        self._update_lag()
 
-    def _write_with_retry(self, rows) -> None:  # type: ignore[no-untyped-def]
+    def _write_with_retry(self, rows: BatchRows) -> float:
+        """Runs on the writer thread; returns the seconds the successful write took."""
         delay = self.settings.retry_initial_seconds
         give_up_at: float | None = None
         attempt = 0
@@ -205,16 +239,16 @@ class IngestLoop:
                 if self._stop.is_set():
                     give_up_at = give_up_at or self._clock() + self.settings.shutdown_grace_seconds
                     if self._clock() >= give_up_at:
-                        raise ShutdownIncomplete(
-                            f"database unreachable at shutdown; {self.batch.size} events left uncommitted"
-                        ) from exc
+                        raise ShutdownIncomplete("database unreachable at shutdown; the batch stays uncommitted"
+                                                 ) from exc
                 self._sleep(delay)
                 delay = min(delay * 2, self.settings.retry_max_seconds)
                 continue
-            metrics.WRITE_DURATION.observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.WRITE_DURATION.observe(seconds)
             if attempt > 1:
                 log.info("db_write_recovered attempts=%d", attempt)
-            return
+            return seconds
 
     def _commit(self, batch: Batch) -> bool:
         offsets = {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
@@ -225,12 +259,13 @@ class IngestLoop:
                 self.consumer.commit(offsets)
             except CommitFailedError as exc:
                 log.warning("commit_failed reason=rebalanced error=%s", exc)
-                self._replay_batch("commit failed")
+                self._replay("commit failed")
                 return False
             except KafkaError as exc:
                 if self._stop.is_set():
                     # Rows are written; the replay after restart rewrites the same rows.
                     log.warning("commit_failed reason=broker error=%s", exc)
+                    self._in_flight = None
                     self._reset_batch()
                     return False
                 log.warning("commit_failed reason=broker retry_in_seconds=%.2f error=%s", delay, exc)
@@ -240,18 +275,29 @@ class IngestLoop:
             metrics.LAST_COMMIT.set(time.time())
             return True
 
-    def _replay_batch(self, why: str) -> None:
-        """Drop the uncommitted batch and rewind the partitions we still own to where it began."""
-        if not self.batch.size:
-            return
+    def _replay(self, why: str) -> None:
+        """Drop every uncommitted batch (waiting for a write in flight) and rewind the partitions
+        we still own to where the oldest of them began."""
+        batches = [self.batch]
+        if self._in_flight is not None:
+            with contextlib.suppress(Exception):
+                self._in_flight.write.result()
+            batches.insert(0, self._in_flight.batch)
+            self._in_flight = None
+        starts: dict[tuple[str, int], int] = {}
+        for batch in batches:
+            for key, offset in batch.start_offsets.items():
+                starts[key] = min(offset, starts.get(key, offset))
         assigned = self.consumer.assignment()
         rewound = []
-        for (topic, partition), offset in self.batch.start_offsets.items():
+        for (topic, partition), offset in sorted(starts.items()):
             tp = TopicPartition(topic, partition)
             if tp in assigned:
                 self.consumer.seek(tp, offset)
                 rewound.append(f"{topic}:{partition}:{offset}")
-        log.warning("batch_replayed why=%s events=%d rewound=%s", why, self.batch.size, ",".join(rewound) or "-")
+        if starts:
+            log.warning("batch_replayed why=%s events=%d rewound=%s", why, sum(b.size for b in batches),
+                        ",".join(rewound) or "-")
         self._reset_batch()
 
     def _reset_batch(self) -> None:

@@ -31,7 +31,7 @@ class ParserSettings:
         settings = cls(
             common=CommonSettings.from_env(environ),
             group_id=env_str("PARSER_GROUP_ID", "movierec-parser", environ),
-            batch_max_events=env_int("PARSER_BATCH_MAX_EVENTS", 50_000, environ),
+            batch_max_events=env_int("PARSER_BATCH_MAX_EVENTS", 100_000, environ),
             batch_max_seconds=env_float("PARSER_BATCH_MAX_SECONDS", 1.0, environ),
             metrics_port=env_int("PARSER_METRICS_PORT", 9101, environ),
             metrics_addr=env_str("PARSER_METRICS_ADDR", "127.0.0.1", environ),

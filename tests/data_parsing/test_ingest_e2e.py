@@ -15,7 +15,7 @@ from data_parsing.consumer import IngestLoop
 from data_parsing.producer import StreamProducer
 from data_parsing.settings import ParserSettings
 from db_utils.engine import make_engine
-from movierec.testing import Broker
+from movierec.testing import Broker, free_port
 
 from .conftest import (
     ParserProcess,
@@ -207,3 +207,44 @@ def test_sigterm_writes_and_commits_the_current_batch_then_exits_0(
     assert committed_offsets(broker, env["PARSER_GROUP_ID"]) == len(lines)
     assert table_rows(pg_engine) == expected_rows(lines)
     assert "stop_requested signal=SIGTERM" in parser.log() and f"batch_committed events={len(lines)}" in parser.log()
+
+
+def test_sigterm_while_the_database_is_down_exits_1_uncommitted_and_a_restart_completes(
+    broker: Broker, parser_env: dict[str, str], run_parser: Run, pg_engine: Engine, pg_proxy: TcpProxy
+) -> None:
+    lines = stream_lines(2000, seed=59)
+    env = {**parser_env, "DATABASE_URL": pg_proxy.url_for(parser_env["DATABASE_URL"]),
+           "PARSER_SHUTDOWN_GRACE_SECONDS": "2"}
+    pg_proxy.cut()
+    produce(broker, env["KAFKA_TOPIC"], lines)
+    parser = run_parser(env)
+    wait_until(lambda: parser.metrics().get("movierec_ingest_db_errors_total", 0) >= 1, 30, "a failed write")
+    parser.signal(signal.SIGTERM)
+    assert parser.wait(timeout_seconds=20) == 1
+    assert "shutdown_incomplete" in parser.log()
+    assert committed_offsets(broker, env["PARSER_GROUP_ID"]) == 0
+
+    pg_proxy.start()
+    parser = run_parser(env)
+    wait_committed(broker, env, len(lines), parser=parser)
+    assert table_rows(pg_engine) == expected_rows(lines)
+
+
+def test_two_parsers_share_the_partitions_and_hand_over_on_sigterm(
+    broker: Broker, parser_env: dict[str, str], run_parser: Run, pg_engine: Engine
+) -> None:
+    lines = stream_lines(12_000, seed=71)
+    env = {**parser_env, "PARSER_BATCH_MAX_EVENTS": "300", "PARSER_BATCH_MAX_SECONDS": "0.2"}
+    produce(broker, env["KAFKA_TOPIC"], lines[:4000])
+    first = run_parser(env)
+    wait_until(lambda: committed_offsets(broker, env["PARSER_GROUP_ID"]) >= 1000, 60, "first parser progress")
+    second = run_parser({**env, "PARSER_METRICS_PORT": str(free_port())})  # joins: the group rebalances
+    wait_until(lambda: "partitions_assigned" in second.log(), 60, "the second parser to take partitions")
+    produce(broker, env["KAFKA_TOPIC"], lines[4000:8000])
+    wait_until(lambda: committed_offsets(broker, env["PARSER_GROUP_ID"]) >= 6000, 60, "both parsers' progress")
+    first.signal(signal.SIGTERM)  # hands its partitions over
+    assert first.wait() == 0
+    produce(broker, env["KAFKA_TOPIC"], lines[8000:])
+    wait_committed(broker, env, len(lines), parser=second)
+    assert table_rows(pg_engine) == expected_rows(lines)
+    assert "batch_committed" in first.log() and "batch_committed" in second.log()
