@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
                          chroma_url=settings.common.chroma_url, collection_name=settings.common.chroma_collection)
     population = Population(tastes, n_users=args.users, seed=args.seed)
     if args.metrics_port:
-        start_metrics_server(args.metrics_port, "simulator")
+        start_metrics_server(args.metrics_port, "simulator", addr=settings.metrics_addr)
     client = RecommendClient(args.recommend_url, args.timeout) if args.recommend_fraction > 0 else None
     start = args.start or datetime.now().replace(microsecond=0)
     config = RunConfig(

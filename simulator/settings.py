@@ -14,6 +14,7 @@ class SimulatorSettings:
     recommend_url: str
     request_timeout_seconds: float
     metrics_port: int
+    metrics_addr: str
     users: int
     seed: int
     rate_per_second: float
@@ -30,6 +31,7 @@ class SimulatorSettings:
             recommend_url=env_str("SIM_RECOMMEND_URL", "http://127.0.0.1:8082", environ),
             request_timeout_seconds=env_float("SIM_REQUEST_TIMEOUT_SECONDS", 0.8, environ),
             metrics_port=env_int("SIM_METRICS_PORT", 9102, environ),
+            metrics_addr=env_str("SIM_METRICS_ADDR", "127.0.0.1", environ),
             users=env_int("SIM_USERS", 1_000_000, environ),
             seed=env_int("SIM_SEED", 0, environ),
             rate_per_second=env_float("SIM_RATE", 0.0, environ),
