@@ -25,7 +25,15 @@ import pandas as pd
 
 from db_utils.queries import HistoryItem
 from inference.evaluation import GateFailed, StrategyScore, check_gate, score_lists, temporal_split
-from inference.ranking import Catalogue, Ranked, UserProfile, parse_strategies, rank_popularity, strategy_named
+from inference.ranking import (
+    Catalogue,
+    Ranked,
+    UnknownStrategy,
+    UserProfile,
+    parse_strategies,
+    rank_popularity,
+    strategy_named,
+)
 from inference.recommender import build_profile
 from movierec.settings import CommonSettings
 from vectordb_scripts.index import COOC_K, cooccurrence_for
@@ -34,12 +42,13 @@ from vectordb_scripts.neighbours import IndexFormatError, IndexMissing, Neighbou
 log = logging.getLogger(__name__)
 
 DEFAULT_STRATEGIES = "seed,blend,popularity,itemknn,mostrated"
+EVAL_ONLY = ("mostrated",)  # baselines that exist only here (most-rated films of the training part)
 EvalStrategy = Callable[[UserProfile, Catalogue, int], Ranked]
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    strategies: list[str]
+    strategies: list[str] = field(default_factory=lambda: DEFAULT_STRATEGIES.split(","))
     holdout: int = 10
     k: int = 20
     users: str = "odd"  # odd | even | all: which user ids are evaluated
@@ -198,10 +207,16 @@ def write_report(result: EvalResult, report_dir: Path, gate_line: str | None = N
         "- `itemknn`: co-rating cosine item-kNN baseline. `mostrated`: most-rated films of the training part.",
         "",
         "![offline evaluation](offline-eval.png)",
+        "",
+        "Caveats. Catalogue popularity is partly derived from MovieLens rating counts over all ratings "
+        "(held-out ones included), which slightly favours `popularity` and `seed`; `mostrated` uses training "
+        "counts only. Most of `blend`'s lead over item-kNN comes from recency weighting (half-life 3 films): "
+        "ML-1M users rate in sessions and their next films resemble their last ones; without it (half-life 0) "
+        "`blend` scored HR@20 0.569 vs item-kNN 0.567 on the tuning users (`python -m inference.tuning`).",
     ]
     lines += result.notes
     if gate_line:
-        lines += ["", f"Release gate: {gate_line}"]
+        lines += ["", f"**Release gate:** {gate_line}"]
     path = report_dir / "offline-eval.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -228,10 +243,15 @@ def main(argv: list[str]) -> int:
     if args.data_dir:
         environ["MOVIEREC_DATA_DIR"] = str(args.data_dir)
     data_dir = CommonSettings.from_env(environ).data_dir
-    strategies = list(parse_strategies(args.strategies))
-    if args.gate:
-        strategy_named(args.gate)
-        strategies += [s for s in (args.gate, "popularity") if s not in strategies]
+    try:
+        strategies = [s for s in args.strategies.split(",") if s.strip()]
+        parse_strategies(",".join(s for s in strategies if s not in EVAL_ONLY))
+        if args.gate:
+            strategy_named(args.gate)
+            strategies += [s for s in (args.gate, "popularity") if s not in strategies]
+    except UnknownStrategy as exc:
+        print(f"movierec eval offline: {exc} (or {', '.join(EVAL_ONLY)})", file=sys.stderr)
+        return 2
     from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
 
     try:

@@ -33,8 +33,8 @@ def server(indexed_data_dir: Path, postgres_url: str, db_proxy: TcpProxy, tmp_pa
     port = free_port()
     proxied = make_url(postgres_url).set(port=db_proxy.port).render_as_string(hide_password=False)
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(indexed_data_dir), "DATABASE_URL": proxied, "CHROMA_URL": "",
-           "INFERENCE_DB_RETRY_SECONDS": "0.5", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
-    (tmp_path / "prom").mkdir()
+           "INFERENCE_DB_RETRY_SECONDS": "0.5"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `movierec inference` sets up multiprocess metrics itself
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "movierec.cli", "inference", "--port", str(port), "--workers", "2",
