@@ -111,7 +111,8 @@ def prepare_data(settings: UpSettings) -> None:
     steps: list[tuple[str, tuple[str, ...], bool]] = [
         ("database migrations", movierec_argv("db", "upgrade"), True),
         ("data fetch", movierec_argv("data", "fetch"), True),
-        ("catalogue", movierec_argv("catalog", "build"), not (data_dir / "catalog" / "movies.parquet").exists()),
+        # Reuses its files when the data is unchanged (under a second) and (re)loads the movies table.
+        ("catalogue", movierec_argv("catalog", "build"), True),
         ("vector index", movierec_argv("index", "build"), True),
     ]
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": settings.common.database_url}

@@ -116,3 +116,15 @@ def real_data_dir() -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(real_data_dir: Path) -> Path:
+    """The real data dir with its ChromaDB collection and neighbour table built (or found up to date)."""
+    from vectordb_scripts.catalog_io import load_catalog
+    from vectordb_scripts.index import IndexSettings, build_index, load_ml1m_ratings_if_any
+
+    settings = IndexSettings.from_env({**os.environ, "MOVIEREC_DATA_DIR": str(real_data_dir), "CHROMA_URL": ""})
+    build_index(load_catalog(real_data_dir), settings, ratings=load_ml1m_ratings_if_any(real_data_dir),
+                progress=False)
+    return real_data_dir
