@@ -132,6 +132,21 @@ async def run_rate(port: int, users: list[int], rate: float, seconds: float,
     return latencies, errors, elapsed
 
 
+def server_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) of the gunicorn master and its workers so far."""
+    import psutil
+
+    total = 0.0
+    parent = psutil.Process(process.pid)
+    for proc in [parent, *parent.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def start_server(port: int, env: dict[str, str], workers: int, threads: int, strategy: str,
                  log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "wb")  # noqa: SIM115
@@ -145,11 +160,13 @@ def start_server(port: int, env: dict[str, str], workers: int, threads: int, str
 
 
 async def warm_up(port: int, users: list[int]) -> None:
+    """Wait until every worker answers, then 3 s at 100 req/s (pools, caches and connections warm)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             lat, errors, _ = await run_rate(port, users, 50, 1, connections=4)
             if errors == 0:
+                await run_rate(port, users, 100, 3)
                 return
         except OSError:
             pass
@@ -186,14 +203,17 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.2f}")
         process = start_server(port, env, args.workers, args.threads, args.strategy, Path(tmp) / "server.log")
         try:
-            asyncio.run(warm_up(port, users[HISTORY_SIZES[-1]]))
-            print(f"{'watched':>8} {'rate':>6} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+            asyncio.run(warm_up(port, [u for size in HISTORY_SIZES for u in users[size]]))
+            print(f"{'watched':>8} {'rate':>6} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+                  f"{'errors':>6} {'server CPU ms/req':>18}")
             for size in HISTORY_SIZES:
                 for rate in rates:
+                    cpu_before = server_cpu_seconds(process)
                     lat, errors, elapsed = asyncio.run(run_rate(port, users[size], rate, args.seconds))
+                    cpu_ms = (server_cpu_seconds(process) - cpu_before) * 1000.0 / max(len(lat), 1)
                     ms = np.array(lat) * 1000.0
                     print(f"{size:>8} {rate:>6.0f} {len(lat) / elapsed:>9.1f} {np.percentile(ms, 50):>8.2f} "
-                          f"{np.percentile(ms, 99):>8.2f} {ms.max():>8.2f} {errors:>6}", flush=True)
+                          f"{np.percentile(ms, 99):>8.2f} {ms.max():>8.2f} {errors:>6} {cpu_ms:>18.2f}", flush=True)
         finally:
             process.terminate()
             process.wait(timeout=15)

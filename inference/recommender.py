@@ -106,18 +106,23 @@ def build_profile(table: NeighbourTable, history: Sequence[HistoryItem],
     table; co-rating neighbours always from the table. Every history film the table knows is excluded.
     """
     extra = extra or {}
-    watched, ratings, recency, rows, from_extra = [], [], [], [], []
-    for rank, item in enumerate(history):
-        row = table.row_of.get(item.movie_id)
-        if row is not None:
-            watched.append(row)
-        if row is None and item.movie_id not in extra:
-            continue
-        rows.append(-1 if row is None else row)
-        from_extra.append(extra.get(item.movie_id))
-        ratings.append(np.nan if item.rating is None else float(item.rating))
-        recency.append(rank)
-    source_rows = np.array(rows, dtype=np.int64)
+    row_of = table.row_of
+    all_rows = np.fromiter((row_of.get(item.movie_id, -1) for item in history), dtype=np.int64, count=len(history))
+    all_ratings = np.fromiter((np.nan if item.rating is None else item.rating for item in history),
+                              dtype=np.float64, count=len(history))
+    in_table = all_rows >= 0
+    watched = all_rows[in_table]
+    if extra:
+        in_extra = np.fromiter((item.movie_id in extra for item in history), dtype=bool, count=len(history))
+        is_source = in_table | in_extra
+        from_extra = [extra.get(item.movie_id) for item, ok in zip(history, is_source, strict=True) if ok]
+    else:
+        is_source = in_table
+        from_extra = []
+    rows = all_rows[is_source]
+    ratings = all_ratings[is_source]
+    recency = np.flatnonzero(is_source).astype(np.float64)
+    source_rows = rows
     known = source_rows >= 0
     safe = np.where(known, source_rows, 0)
     content_idx = table.content_idx[safe].astype(np.int64)
@@ -128,11 +133,8 @@ def build_profile(table: NeighbourTable, history: Sequence[HistoryItem],
         lists = [(content_idx[i][content_idx[i] >= 0], content_sim[i][content_idx[i] >= 0]) if e is None else e
                  for i, e in enumerate(from_extra)]
         content_idx, content_sim = _pad(lists, max(len(r) for r, _ in lists))
-    return UserProfile(
-        watched=np.array(watched, dtype=np.int64), ratings=np.array(ratings, dtype=np.float64),
-        recency=np.array(recency, dtype=np.float64), content_idx=content_idx, content_sim=content_sim,
-        cooc_idx=cooc_idx, cooc_sim=cooc_sim,
-    )
+    return UserProfile(watched=watched, ratings=ratings, recency=recency, content_idx=content_idx,
+                       content_sim=content_sim, cooc_idx=cooc_idx, cooc_sim=cooc_sim)
 
 
 class Recommender:

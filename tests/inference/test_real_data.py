@@ -1,11 +1,11 @@
 """Slow: the real ~27K-film catalogue indexed with MiniLM, the real ML-1M offline evaluation and gate.
 
-The index is built once into the shared test data dir (incremental: a second run only checks hashes).
+`real_index_dir` (tests/conftest.py) builds the index once into the shared test data dir
+(incremental: a later run only checks hashes).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,20 +14,9 @@ from sqlalchemy import Engine
 from inference.offline_eval import main as offline_main
 from tests.inference.conftest import add_history
 from vectordb_scripts.catalog_io import load_catalog
-from vectordb_scripts.index import IndexSettings, build_index, load_ml1m_ratings_if_any
 from vectordb_scripts.neighbours import load_table
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def real_index_dir(real_data_dir: Path) -> Path:
-    """The real data dir with its ChromaDB collection and neighbour table built (or found up to date)."""
-    settings = IndexSettings.from_env({**os.environ, "MOVIEREC_DATA_DIR": str(real_data_dir), "CHROMA_URL": ""})
-    report = build_index(load_catalog(real_data_dir), settings, ratings=load_ml1m_ratings_if_any(real_data_dir),
-                         progress=False)
-    print(report.summary())
-    return real_data_dir
 
 
 def test_real_table_covers_the_catalogue_with_sensible_neighbours(real_index_dir: Path) -> None:

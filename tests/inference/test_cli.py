@@ -1,0 +1,37 @@
+"""`movierec eval ...` and `movierec inference` dispatch through the real CLI entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inference.cli import main as inference_main
+from movierec.cli import main
+
+
+def test_eval_offline_without_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", "offline", "--data-dir", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
+    assert "movierec index build" in capsys.readouterr().err
+
+
+def test_eval_rejects_unknown_actions_and_strategies(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", "sideways"]) == 2
+    assert "offline | online" in capsys.readouterr().err
+    assert main(["eval", "offline", "--data-dir", str(tmp_path), "--strategies", "seed,magic"]) == 2
+    assert "unknown strategy 'magic'" in capsys.readouterr().err
+    assert main(["eval", "offline", "--data-dir", str(tmp_path), "--gate", "magic"]) == 2
+
+
+def test_eval_online_is_dispatched_to_the_release_package(capsys: pytest.CaptureFixture) -> None:
+    # load_balancer.online_eval parses its own arguments: without a release id argparse exits with 2.
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "online"])
+    assert exited.value.code == 2
+    assert "release_id" in capsys.readouterr().err
+
+
+def test_inference_rejects_an_unknown_strategy(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        inference_main(["inference", "--strategy", "magic"])
+    assert "invalid choice" in capsys.readouterr().err
