@@ -29,6 +29,7 @@ import numpy as np
 
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.queries import RatingRow, WatchRow, upsert_ratings, upsert_watches
+from movierec.benchlog import record_run
 from movierec.testing import free_port, postgres_schema_url, wait_for_port
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE, NeighbourTable, load_table, save_table
 
@@ -206,6 +207,7 @@ def main() -> int:
             asyncio.run(warm_up(port, [u for size in HISTORY_SIZES for u in users[size]]))
             print(f"{'watched':>8} {'rate':>6} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
                   f"{'errors':>6} {'server CPU ms/req':>18}")
+            rows: list[dict[str, object]] = []
             for size in HISTORY_SIZES:
                 for rate in rates:
                     cpu_before = server_cpu_seconds(process)
@@ -214,6 +216,13 @@ def main() -> int:
                     ms = np.array(lat) * 1000.0
                     print(f"{size:>8} {rate:>6.0f} {len(lat) / elapsed:>9.1f} {np.percentile(ms, 50):>8.2f} "
                           f"{np.percentile(ms, 99):>8.2f} {ms.max():>8.2f} {errors:>6} {cpu_ms:>18.2f}", flush=True)
+                    rows.append({"watched": size, "rate": rate, "achieved_rps": round(len(lat) / elapsed, 1),
+                                 "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                                 "p99_ms": round(float(np.percentile(ms, 99)), 2), "errors": errors,
+                                 "server_cpu_ms_per_req": round(cpu_ms, 2)})
+            record_run("recommend", {"films": len(table), "strategy": args.strategy, "workers": args.workers,
+                                     "threads": args.threads, "table": rows},
+                       notes="Goal: p99 <= 25 ms at 300 req/s on 2 cores. Latency from scheduled send time.")
         finally:
             process.terminate()
             process.wait(timeout=15)
