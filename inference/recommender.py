@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from db_utils.queries import HistoryItem
+from inference.history import CircuitBreaker
 from inference.ranking import Catalogue, Ranked, Strategy, UserProfile, empty_profile, rank_popularity
 from vectordb_scripts.neighbours import NeighbourTable
 
@@ -41,12 +42,15 @@ class ChromaNeighbours:
     """Content neighbours from ChromaDB for films missing from the table: one batched query per request.
 
     Results (and films Chroma does not know) are cached per worker, so a film costs at most one lookup.
+    The client opens on first use (embedded: ~1 s and ~110 MB once per worker); after a failure
+    Chroma is skipped for `retry_seconds` so a dead server cannot slow every request down.
     """
 
     def __init__(self, chroma_url: str, chroma_path: Path, collection: str, row_of: dict[str, int],
-                 k: int = 20, cache_size: int = 10000) -> None:
+                 k: int = 20, cache_size: int = 10000, retry_seconds: float = 30.0) -> None:
         self._url, self._path, self._name = chroma_url, chroma_path, collection
         self._row_of, self._k, self._cache_size = row_of, k, cache_size
+        self.breaker = CircuitBreaker(retry_seconds)
         self._collection: Any = None
         self._cache: OrderedDict[str, Neighbours | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -67,13 +71,17 @@ class ChromaNeighbours:
             cached = {m: self._cache[m] for m in movie_ids if m in self._cache}
         missing = [m for m in movie_ids if m not in cached]
         if missing:
+            if not self.breaker.allow():
+                raise VectorIndexDown("ChromaDB marked down; retrying after the breaker delay")
             try:
                 collection = self._open()
                 found, embeddings = chroma.fetch_embeddings(collection, missing)
                 ids, sims = chroma.query_neighbours(collection, embeddings, self._k + 1)
             except Exception as exc:  # Chroma raises many types (HTTP, sqlite, value errors)
                 self._collection = None
+                self.breaker.failure()
                 raise VectorIndexDown(f"ChromaDB lookup failed: {exc}") from exc
+            self.breaker.success()
             fresh: dict[str, Neighbours | None] = dict.fromkeys(missing)
             for movie_id, row_ids, row_sims in zip(found, ids, sims, strict=True):
                 pairs = [(self._row_of[i], s) for i, s in zip(row_ids, row_sims, strict=True)

@@ -181,3 +181,27 @@ def test_health_and_metrics(make_client: Callable[..., Any], pg_engine: Engine) 
     assert metric_value(metrics, "movierec_recommend_duration_seconds_count", version="blend-health") == 1
     assert metric_value(metrics, "movierec_http_requests_total", service="inference",
                         endpoint="/recommend/<path:raw_user_id>", status="200") >= 1
+
+
+def test_chroma_server_down_is_a_counted_fallback_without_a_table(make_client: Callable[..., Any],
+                                                                  pg_engine: Engine, tmp_path: Path) -> None:
+    add_history(pg_engine, 71, SPACE[:2], {SPACE[0]: 5})
+    client = make_client(CHROMA_URL=f"http://127.0.0.1:{free_port()}", INFERENCE_INDEX_PATH=str(tmp_path / "x.npz"),
+                         MODEL_VERSION="blend-chromadown")
+    for _ in range(2):  # the second request does not even try: the breaker skips ChromaDB
+        body = client.get("/recommend/71?format=json").get_json()
+        assert body["kind"] == "fallback" and body["fallback_reason"] == "vector_index"
+        assert len(body["recommendations"]) == 20
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(metrics, "movierec_recommend_fallbacks_total", version="blend-chromadown",
+                        reason="vector_index") == 2
+
+
+def test_unknown_films_in_history_do_not_need_chroma_when_the_table_has_the_rest(
+        make_client: Callable[..., Any], pg_engine: Engine) -> None:
+    add_history(pg_engine, 81, ["garbage+film+9999", *CLUSTERS["crime"][:2]])
+    client = make_client(CHROMA_URL=f"http://127.0.0.1:{free_port()}")
+    body = client.get("/recommend/81?format=json").get_json()
+    assert body["kind"] == "personalised"
+    ids = [r["movie_id"] for r in body["recommendations"]]
+    assert ids[0] in CLUSTERS["crime"] and not set(ids) & set(CLUSTERS["crime"][:2])
