@@ -42,7 +42,9 @@ def test_build_then_incremental_rebuild(data_dir: Path) -> None:
     table = load_table(settings.table_path)
     star_wars = table.row_of["star+wars+1977"]
     assert {table.ids[j] for j in table.content_idx[star_wars][:2]} == {
-        "the+empire+strikes+back+1980", "return+of+the+jedi+1983"}
+        "the+empire+strikes+back+1980",
+        "return+of+the+jedi+1983",
+    }
     assert {table.ids[j] for j in table.cooc_idx[star_wars] if j >= 0} <= set(CLUSTERS["space"])
 
     # Nothing changed: nothing embedded, the table is reused.
@@ -52,8 +54,13 @@ def test_build_then_incremental_rebuild(data_dir: Path) -> None:
     # One description changed, one film removed, one added: only two embeddings computed.
     changed = catalog[catalog["id"] != "true+grit+1969"].copy()
     changed.loc[changed["id"] == "heat+1995", "overview"] = "A cop and a robber meet over coffee in Los Angeles."
-    solaris = {**catalog.iloc[0].to_dict(), "id": "solaris+1972", "title": "Solaris", "year": 1972,
-               "overview": "A psychologist visits a space station above an ocean planet."}
+    solaris = {
+        **catalog.iloc[0].to_dict(),
+        "id": "solaris+1972",
+        "title": "Solaris",
+        "year": 1972,
+        "overview": "A psychologist visits a space station above an ocean planet.",
+    }
     changed = pd.concat([changed, pd.DataFrame([solaris])], ignore_index=True)
     report = build_index(changed, settings, ratings=synthetic_ratings(), progress=False)
     assert (report.films, report.embedded, report.deleted) == (36, 2, 1)
@@ -78,8 +85,9 @@ def test_table_neighbours_agree_with_a_chroma_query(data_dir: Path) -> None:
         assert np.array(found_sims[1:]) == pytest.approx(table.content_sim[row], abs=1e-4)
 
 
-def test_cli_builds_from_the_catalogue_file_and_reports_speed(data_dir: Path, capsys: pytest.CaptureFixture,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_builds_from_the_catalogue_file_and_reports_speed(
+    data_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CHROMA_URL", "")
     assert main(["index", "build", "--data-dir", str(data_dir), "--no-progress"]) == 1
     assert "no catalogue" in capsys.readouterr().err
@@ -90,8 +98,9 @@ def test_cli_builds_from_the_catalogue_file_and_reports_speed(data_dir: Path, ca
     assert (data_dir / "index" / "neighbours.npz").is_file()
 
 
-def test_cli_reports_a_missing_model(data_dir: Path, capsys: pytest.CaptureFixture,
-                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_reports_a_missing_model(
+    data_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     write_catalog(data_dir, small_catalog())
     monkeypatch.setenv("CHROMA_URL", "")
     monkeypatch.setenv("MOVIEREC_MODEL_PATH", str(tmp_path / "no-model"))
@@ -105,9 +114,12 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     chroma_bin = Path(sys.executable).parent / "chroma"  # installed with chromadb in the virtualenv
     log = open(tmp_path / "chroma.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([str(chroma_bin), "run", "--path", str(tmp_path / "chroma-server"),
-                                "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(chroma_bin), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for_port("127.0.0.1", port, timeout_seconds=30)
         yield f"http://127.0.0.1:{port}"

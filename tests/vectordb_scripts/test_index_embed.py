@@ -41,9 +41,11 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_real_model_embeds_offline_and_normalised() -> None:
     model = load_model()
-    texts = ["Star Wars (1977). A farm boy joins the rebels in space.",
-             "The Empire Strikes Back (1980). The rebels flee across the galaxy.",
-             "Pretty Woman (1990). A businessman falls in love in Los Angeles."]
+    texts = [
+        "Star Wars (1977). A farm boy joins the rebels in space.",
+        "The Empire Strikes Back (1980). The rebels flee across the galaxy.",
+        "Pretty Woman (1990). A businessman falls in love in Los Angeles.",
+    ]
     vectors = embed_texts(model, texts, batch_size=2, progress=False)
     assert vectors.shape == (3, EMBEDDING_DIM) and vectors.dtype == np.float32
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1, 1, 1], abs=1e-5)

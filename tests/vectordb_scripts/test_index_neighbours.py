@@ -73,9 +73,17 @@ def test_popular_good_order_nudges_by_bayesian_rating() -> None:
 
 def test_table_round_trip_and_errors(tmp_path: Path) -> None:
     idx, sim = exact_neighbours(normalised(4, 3), k=2)
-    table = NeighbourTable(ids=("a+1999", "b+2000", "c", "d"), popularity=np.arange(4, dtype=np.float32),
-                           popular_order=np.array([3, 2, 1, 0]), content_idx=idx, content_sim=sim,
-                           cooc_idx=np.full((4, 0), -1), cooc_sim=np.zeros((4, 0)), catalog_hash="h1", model="m")
+    table = NeighbourTable(
+        ids=("a+1999", "b+2000", "c", "d"),
+        popularity=np.arange(4, dtype=np.float32),
+        popular_order=np.array([3, 2, 1, 0]),
+        content_idx=idx,
+        content_sim=sim,
+        cooc_idx=np.full((4, 0), -1),
+        cooc_sim=np.zeros((4, 0)),
+        catalog_hash="h1",
+        model="m",
+    )
     path = tmp_path / "index" / "neighbours.npz"
     save_table(path, table)
     loaded = load_table(path)
