@@ -9,10 +9,8 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from data_parsing.parser import MalformedLine, RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import Broker, free_port
+from movierec.testing import Broker, TcpProxy, free_port
 
 MOVIES = ["the+dark+knight+2008", "heat+1995", "the+green+mile+1999", "amélie+2001",
           "the+hunger+games+mockingjay+-+part+1+2014", "not+in+the+catalogue+2031"]
@@ -230,75 +228,8 @@ def run_parser(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ParserProc
         process.stop()
 
 
-class TcpProxy:
-    """A loopback TCP relay to a target port that can be cut (listener and live connections closed)
-    and brought back on the same port: a database link that goes away for real."""
-
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> TcpProxy:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def cut(self) -> None:
-        """Refuse new connections and reset the open ones."""
-        if self._listener is not None:
-            # shutdown() wakes the thread blocked in accept(); close() alone would leave it listening.
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def url_for(self, database_url: str) -> str:
-        return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def pg_proxy(postgres_url: str) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(make_url(postgres_url).port or 5432).start()
+    proxy = TcpProxy("127.0.0.1", make_url(postgres_url).port or 5432).start()
     yield proxy
     proxy.cut()

@@ -15,11 +15,10 @@ from data_parsing.consumer import IngestLoop
 from data_parsing.producer import StreamProducer
 from data_parsing.settings import ParserSettings
 from db_utils.engine import make_engine
-from movierec.testing import Broker, free_port
+from movierec.testing import Broker, TcpProxy, free_port
 
 from .conftest import (
     ParserProcess,
-    TcpProxy,
     committed_offsets,
     create_topic,
     dead_letters,

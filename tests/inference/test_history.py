@@ -15,9 +15,8 @@ from inference.history import (
     history_engine,
     postgres_url_with_timeouts,
 )
-from movierec.testing import free_port
+from movierec.testing import TcpProxy, free_port
 from tests.inference.conftest import add_history
-from tests.inference.tcp_proxy import TcpProxy
 
 
 def test_breaker_opens_for_the_retry_delay_then_closes() -> None:

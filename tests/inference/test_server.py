@@ -14,10 +14,9 @@ import requests
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from movierec.testing import free_port, wait_for_port
+from movierec.testing import TcpProxy, free_port, wait_for_port
 from tests.inference.conftest import add_history
 from tests.inference.small_catalog import CLUSTERS
-from tests.inference.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
