@@ -9,9 +9,11 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
 
 from inference.ranking import STRATEGIES
 from inference.settings import InferenceSettings
+from movierec.settings import env_str
 
 
 def _inference_parser() -> argparse.ArgumentParser:
@@ -26,13 +28,19 @@ def _inference_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> InferenceSettings:
+    """The service's settings: options over environment. `--strategy` alone keeps an explicit
+    $MODEL_VERSION (the release pipeline labels each nightly that way); else `<strategy>-v1`."""
+    settings = InferenceSettings.from_env(environ)
+    if args.strategy or args.model_version:
+        version = args.model_version or env_str("MODEL_VERSION", "", environ) or None
+        settings = settings.with_strategy(args.strategy or settings.strategy, version)
+    return settings
+
+
 def run_inference(argv: list[str]) -> int:
     args = _inference_parser().parse_args(argv)
-    settings = InferenceSettings.from_env()
-    if args.strategy:
-        settings = settings.with_strategy(args.strategy, args.model_version)
-    elif args.model_version:
-        settings = settings.with_strategy(settings.strategy, args.model_version)
+    settings = settings_from_args(args)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers

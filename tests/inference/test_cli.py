@@ -35,3 +35,19 @@ def test_inference_rejects_an_unknown_strategy(capsys: pytest.CaptureFixture) ->
     with pytest.raises(SystemExit):
         inference_main(["inference", "--strategy", "magic"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_strategy_option_keeps_an_explicit_model_version() -> None:
+    # The release pipeline starts each nightly as `inference --strategy blend` with MODEL_VERSION set to
+    # a label unique to the release; the label must survive, or the arms cannot be told apart.
+    from inference.cli import _inference_parser, settings_from_args
+
+    def version(argv: list[str], environ: dict[str, str]) -> tuple[str, str]:
+        settings = settings_from_args(_inference_parser().parse_args(argv), environ)
+        return settings.strategy, settings.model_version
+
+    assert version(["--strategy", "blend"], {"MODEL_VERSION": "blend-20260101-r1"}) == ("blend", "blend-20260101-r1")
+    assert version(["--strategy", "popularity"], {}) == ("popularity", "popularity-v1")
+    assert version(["--strategy", "blend", "--model-version", "b2"], {"MODEL_VERSION": "x"}) == ("blend", "b2")
+    assert version(["--model-version", "b3"], {"INFERENCE_STRATEGY": "seed"}) == ("seed", "b3")
+    assert version([], {"INFERENCE_STRATEGY": "itemknn"}) == ("itemknn", "itemknn-v1")
