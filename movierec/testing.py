@@ -12,9 +12,10 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TEST_POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
@@ -33,6 +34,20 @@ def wait_for_port(host: str, port: int, timeout_seconds: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_seconds}s")
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout_seconds: float = 10.0, what: str = "condition", interval: float = 0.2
+) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); AssertionError on timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
+        time.sleep(interval)
 
 
 def tansu_binary() -> Path:

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from data_parsing.parser import MalformedLine, RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import Broker, TcpProxy, free_port
+from movierec.testing import Broker, TcpProxy, free_port, wait_until
 
 MOVIES = ["the+dark+knight+2008", "heat+1995", "the+green+mile+1999", "amélie+2001",
           "the+hunger+games+mockingjay+-+part+1+2014", "not+in+the+catalogue+2031"]
@@ -132,15 +131,6 @@ def committed_offsets(broker: Broker, group_id: str) -> int:
     finally:
         admin.close()
     return sum(max(0, meta.offset) for meta in offsets.values())
-
-
-def wait_until(condition: Callable[[], bool], timeout_seconds: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
 
 
 class ParserProcess:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
 
 from monitoring.local import start_alertmanager, start_prometheus, write_local_configs
-from movierec.testing import free_port
+from movierec.testing import free_port, wait_until
 from tests.monitoring.conftest import SlackReceiver, start_movierec
 
 
@@ -16,15 +15,6 @@ def instant(prometheus_url: str, expr: str) -> list[dict]:
     body = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=5).json()
     assert body["status"] == "success", body
     return body["data"]["result"]
-
-
-def wait_until(condition, timeout_seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
 
 
 def test_stopping_a_service_fires_service_down_to_slack(

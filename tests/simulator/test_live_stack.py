@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import Engine, text
 
 from data_parsing.parser import RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import Broker
+from movierec.testing import Broker, wait_until
 from simulator.engine import RunConfig, Simulation
 from simulator.recommend_client import RecommendClient
 from simulator.sinks import KafkaSink
@@ -57,15 +56,6 @@ def indexed_dir(tmp_path_factory: pytest.TempPathFactory,
     build_index(catalog, IndexSettings.from_env({"MOVIEREC_DATA_DIR": str(data_dir), "CHROMA_URL": ""}),
                 ratings=ratings, progress=False)
     return data_dir
-
-
-def wait_until(condition, timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def count(engine: Engine, table: str) -> int:
