@@ -16,15 +16,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from movierec.benchlog import record_run
 from movierec.testing import postgres_schema_url
 from vectordb_scripts.catalog_build import DEFAULT_TARGET_SIZE, build_catalog, coverage_table, load_database
 from vectordb_scripts.fetch import fetch_data
+
+TIMINGS: list[dict[str, object]] = []
 
 
 def _timed(label: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     result = func(*args, **kwargs)
-    print(f"{label:<42}{time.perf_counter() - started:>8.2f} s")
+    seconds = time.perf_counter() - started
+    print(f"{label:<42}{seconds:>8.2f} s")
+    TIMINGS.append({"scenario": label, "seconds": round(seconds, 2)})
     return result
 
 
@@ -49,6 +54,8 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:.0f} MB")
     print(coverage_table(movies))
+    record_run("catalog", {"films": len(movies), "peak_rss_mb": round(peak_mb), "table": TIMINGS},
+               notes="Fresh data dir: download, extract, match and merge the sources, load the movies table.")
 
 
 if __name__ == "__main__":

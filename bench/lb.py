@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from db_utils.engine import upgrade_database
+from movierec.benchlog import record_run
 from movierec.testing import free_port, postgres_schema_url, wait_for_port
 
 _spec = importlib.util.spec_from_file_location("bench_recommend", Path(__file__).with_name("recommend.py"))
@@ -115,6 +116,13 @@ def main() -> int:
                       f"{errors[name]:>7d}")
             added = [r - d for r, d in zip(pct["router"], pct["direct"], strict=True)]
             print(f"{'added':8s} {'':>9s} {added[0]:>8.2f} {added[1]:>8.2f} {added[2]:>8.2f}   (goal p99 <= 3 ms)")
+            rows = [{"scenario": name, "requests": len(results[name]), "p50_ms": round(float(pct[name][0]), 2),
+                     "p90_ms": round(float(pct[name][1]), 2), "p99_ms": round(float(pct[name][2]), 2),
+                     "errors": errors[name]} for name in results]
+            record_run("lb", {"rate_rps": args.rate, "films": len(table), "added_p50_ms": round(float(added[0]), 2),
+                              "added_p99_ms": round(float(added[2]), 2), "table": rows},
+                       notes="Router overhead: the same load sent directly to inference and through the router. "
+                             "Goal <= 3 ms added at p99.")
         finally:
             for process in reversed(processes):
                 process.terminate()

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from movierec.benchlog import record_run
 from movierec.settings import CommonSettings
 from movierec.testing import start_broker
 
@@ -65,6 +66,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
         summary, wall, peak = run_simulator(args, f"file:{Path(tmp) / 'stream.txt'}", {})
         size_mb = (Path(tmp) / "stream.txt").stat().st_size / 1e6
+        file_rate = summary["events_per_second"]
         print(f"file:   {summary['events_per_second']:>9,.0f} lines/s  ({summary['events_total']:,} lines, "
               f"{size_mb:.0f} MB, {summary['sessions']:,} sessions, {summary['active_sessions']:,} active at the end, "
               f"{wall:.1f} s wall incl. start-up)  peak RSS {peak:.0f} MB")
@@ -80,6 +82,10 @@ def main() -> int:
     worst = max(peak, peak_kafka)
     verdict = "OK" if worst < RSS_LIMIT_MB else "OVER"
     print(f"peak RSS at {args.users:,} users: {worst:.0f} MB (limit {RSS_LIMIT_MB} MB: {verdict})")
+    record_run("simulate", {"users": args.users, "lines_per_run": args.events,
+                            "file_lines_per_second": round(file_rate), "broker_lines_per_second":
+                            round(summary["events_per_second"]), "peak_rss_mb": round(worst)},
+               notes=f"Simulator alone (no recommendation calls, no pacing). RSS limit {RSS_LIMIT_MB} MB.")
     return 0 if worst < RSS_LIMIT_MB else 1
 
 
