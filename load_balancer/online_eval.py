@@ -185,7 +185,7 @@ def _notify(settings: ReleaseSettings, event: str, title: str, text: str, evalua
                                          f"{summary['requests']} requests")
     verdict = evaluation.get("verdict") or {}
     if verdict.get("p_value") is not None:
-        fields["p-value (Mann-Whitney)"] = f"{verdict['p_value']:.4g}"
+        fields["p-value (Welch t-test)"] = f"{verdict['p_value']:.4g}"
     notify(settings.slack_webhook_url, slack_payload(event, title, text, fields))
 
 

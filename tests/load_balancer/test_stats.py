@@ -10,10 +10,10 @@ from load_balancer.stats import (
     WatchStart,
     decide,
     is_hit,
-    mann_whitney_noninferiority,
     serve_share,
     summarise_arm,
     two_proportion_noninferiority,
+    welch_noninferiority,
 )
 
 T0 = datetime(2024, 1, 1, 12, 0, 0)
@@ -82,8 +82,22 @@ def test_serve_share_counts_nightly_users_served_by_nightly() -> None:
 def test_noninferiority_tests_respect_the_margin() -> None:
     same = [0.3, 0.4, 0.5, 0.6] * 30
     # Identical arms: non-inferior once the margin is large enough, not with a zero margin.
-    assert mann_whitney_noninferiority(same, same, margin=0.2) < 0.05
-    assert mann_whitney_noninferiority(same, same, margin=0.0) > 0.4
+    assert welch_noninferiority(same, same, margin=0.2) < 0.05
+    assert welch_noninferiority(same, same, margin=0.0) > 0.4
     assert two_proportion_noninferiority(300, 1000, 300, 1000, margin=0.05) < 0.05
     assert two_proportion_noninferiority(200, 1000, 300, 1000, margin=0.05) > 0.95
     assert two_proportion_noninferiority(0, 0, 1, 10, 0.05) == 1.0
+
+
+def test_a_worse_nightly_with_zero_one_user_rates_is_not_called_non_inferior() -> None:
+    # Most users make one or two requests: their hit rates are 0 or 1. A rank test on values
+    # shifted by the margin counted every tie as a nightly win and promoted this nightly (p=1e-6).
+    main = arm("m", [1.0] * 105 + [0.0] * 45, per_user_requests=1)  # 0.70
+    nightly = arm("n", [1.0] * 75 + [0.0] * 75, per_user_requests=1)  # 0.50
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30)
+    assert verdict.decision == "rollback" and verdict.p_value > 0.99
+    same = [1.0] * 70 + [0.0] * 30
+    assert 0.3 < welch_noninferiority(same, same, margin=0.0) < 0.7
+    assert welch_noninferiority([1.0] * 75 + [0.0] * 75, [1.0] * 45 + [0.0] * 105, margin=0.02) < 1e-3
+    assert welch_noninferiority([1.0] * 5, [1.0] * 5, margin=0.02) == 0.0  # no spread, exact difference
+    assert welch_noninferiority([0.5], [0.5, 0.6], margin=0.02) == 1.0  # too few users to test
