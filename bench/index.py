@@ -1,6 +1,6 @@
 """Full vector-index build of the real catalogue into a fresh data dir: films/s and wall time.
 
-    python bench/index.py [--data-dir var/test-data] [--films N]
+    python bench/index.py [--data-dir DIR (default: the tests' data dir)] [--films N]
 
 Copies the built catalogue (and its ML-1M ratings) from the data dir into a temporary one, then
 embeds every film with all-MiniLM-L6-v2 into a new ChromaDB collection and writes the neighbour
@@ -17,12 +17,13 @@ import tempfile
 from pathlib import Path
 
 from movierec.benchlog import record_run
+from movierec.testing import test_data_dir
 from vectordb_scripts.catalog_io import load_catalog
 from vectordb_scripts.index import IndexSettings, build_index, load_ml1m_ratings_if_any
 
 
 def main() -> int:
-    default = Path(os.environ.get("MOVIEREC_TEST_DATA_DIR", Path(__file__).resolve().parents[1] / "var" / "test-data"))
+    default = test_data_dir()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default, help="a data dir with a built catalogue")
     parser.add_argument("--films", type=int, default=0, help="only the first N films (0 = all)")

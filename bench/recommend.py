@@ -1,6 +1,6 @@
 """Recommendation latency: `movierec inference` under gunicorn on loopback, open-loop fixed request rates.
 
-    python bench/recommend.py --data-dir var/test-data --rates 100,300 --seconds 10
+    python bench/recommend.py --data-dir ~/.cache/movierec/test-data --rates 100,300 --seconds 10
 
 Creates a fresh PostgreSQL schema with users who watched 1, 10, 50 and 200 films (some rated),
 starts the real service (gunicorn, `--workers`, `--threads`) on a free port, and from this

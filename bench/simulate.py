@@ -1,6 +1,6 @@
 """Simulator throughput and memory: lines/s to a file and to the broker, peak RSS at 1M users.
 
-    python bench/simulate.py --events 300000 --users 1000000 [--data-dir var/test-data]
+    python bench/simulate.py --events 300000 --users 1000000 [--data-dir DIR]
 
 Each run is `movierec simulate` as a subprocess (the real CLI, the real taste model fitted on ML-1M
 from the data dir, cached after the first fit), at `--speed 0` (no pacing) and no rate limit, with
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from movierec.benchlog import record_run
 from movierec.settings import CommonSettings
-from movierec.testing import start_broker
+from movierec.testing import start_broker, test_data_dir
 
 RSS_LIMIT_MB = 1024
 
@@ -55,11 +55,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="data dir with the built catalogue (default: MOVIEREC_TEST_DATA_DIR or var/test-data)")
+                        help="data dir with the built catalogue (default: the tests' data dir)")
     args = parser.parse_args()
     if args.data_dir is None:
-        default = Path(__file__).resolve().parents[1] / "var" / "test-data"
-        test_data = Path(os.environ.get("MOVIEREC_TEST_DATA_DIR", default))
+        test_data = test_data_dir()
         args.data_dir = test_data if (test_data / "catalog").is_dir() else CommonSettings.from_env().data_dir
 
     print(f"simulator benchmark: {args.users:,} users, {args.events:,} lines per run, data {args.data_dir}")

