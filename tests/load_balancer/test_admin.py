@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -116,6 +117,8 @@ def test_gunicorn_router_restart_keeps_state_and_workers_follow(postgres_url, pg
         # Both workers pick the change up from the database (each answers /health from its own snapshot).
         wait_until(lambda: all(requests.get(f"{router}/health", timeout=5).json()["canary_weight"] == 0.25
                                for _ in range(10)), timeout_seconds=10)
+        # Ten answers may all come from one worker: give every worker three state polls (0.5 s) to reload.
+        time.sleep(1.5)
         before = {u: requests.get(f"{router}/recommend/{u}", timeout=5).headers["X-Served-By"] for u in range(60)}
         listing = requests.get(f"{router}/admin/backends", headers=auth(), timeout=5).json()
     finally:
