@@ -119,6 +119,23 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeo
     raise MonitoringUnavailable(f"{url} not ready after {timeout_seconds}s (log: {log_path})")
 
 
+def prometheus_argv(executable: Path, config_path: Path, port: int, storage_dir: Path) -> list[str]:
+    """The command line of a local Prometheus on 127.0.0.1:`port` (used here and by `movierec up`)."""
+    return [
+        str(executable), f"--config.file={config_path}", f"--storage.tsdb.path={storage_dir}",
+        f"--web.listen-address={LOOPBACK}:{port}", "--web.enable-lifecycle",
+        "--storage.tsdb.retention.time=7d",
+    ]
+
+
+def alertmanager_argv(executable: Path, config_path: Path, port: int, storage_dir: Path) -> list[str]:
+    """The command line of a local Alertmanager, clustering off (one machine)."""
+    return [
+        str(executable), f"--config.file={config_path}", f"--storage.path={storage_dir}",
+        f"--web.listen-address={LOOPBACK}:{port}", "--cluster.listen-address=",
+    ]
+
+
 def _start(name: str, argv: list[str], url: str, log_path: Path, timeout_seconds: float) -> MonitoringProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -136,11 +153,7 @@ def start_prometheus(
     if executable is None:
         raise MonitoringUnavailable(f"{binary} not found (apt-get install -y prometheus)")
     storage_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        str(executable), f"--config.file={config_path}", f"--storage.tsdb.path={storage_dir}",
-        f"--web.listen-address={LOOPBACK}:{port}", "--web.enable-lifecycle",
-        "--storage.tsdb.retention.time=7d",
-    ]
+    argv = prometheus_argv(executable, config_path, port, storage_dir)
     return _start("prometheus", argv, f"http://{LOOPBACK}:{port}", log_path or storage_dir / "prometheus.log",
                   timeout_seconds)
 
@@ -154,9 +167,6 @@ def start_alertmanager(
     if executable is None:
         raise MonitoringUnavailable(f"{binary} not found (apt-get install -y prometheus-alertmanager)")
     storage_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        str(executable), f"--config.file={config_path}", f"--storage.path={storage_dir}",
-        f"--web.listen-address={LOOPBACK}:{port}", "--cluster.listen-address=",
-    ]
+    argv = alertmanager_argv(executable, config_path, port, storage_dir)
     return _start("alertmanager", argv, f"http://{LOOPBACK}:{port}", log_path or storage_dir / "alertmanager.log",
                   timeout_seconds)

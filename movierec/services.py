@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitoring.local import alertmanager_argv, prometheus_argv
 from movierec.settings import CommonSettings, env_bool, env_float, env_int, env_str
 
 
@@ -162,9 +163,8 @@ def plan_services(
         specs += [
             ServiceSpec(
                 "alertmanager",
-                (str(alertmanager), f"--config.file={monitoring_dir / 'alertmanager.yml'}",
-                 f"--storage.path={monitoring_dir / 'alertmanager-data'}",
-                 f"--web.listen-address={loopback}:{settings.alertmanager_port}", "--cluster.listen-address="),
+                tuple(alertmanager_argv(alertmanager, monitoring_dir / "alertmanager.yml", settings.alertmanager_port,
+                                        monitoring_dir / "alertmanager-data")),
                 port=settings.alertmanager_port,
                 health_url=f"http://{loopback}:{settings.alertmanager_port}/-/ready",
                 url=f"http://{loopback}:{settings.alertmanager_port}",
@@ -172,9 +172,8 @@ def plan_services(
             ),
             ServiceSpec(
                 "prometheus",
-                (str(prometheus), f"--config.file={monitoring_dir / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={monitoring_dir / 'prometheus-data'}",
-                 f"--web.listen-address={loopback}:{settings.prometheus_port}"),
+                tuple(prometheus_argv(prometheus, monitoring_dir / "prometheus.yml", settings.prometheus_port,
+                                      monitoring_dir / "prometheus-data")),
                 port=settings.prometheus_port,
                 health_url=f"{prometheus_url}/-/ready",
                 url=prometheus_url,

@@ -71,10 +71,7 @@ class Managed:
         if not self.alive():
             return False
         if self.spec.health_url:
-            try:
-                return requests.get(self.spec.health_url, timeout=2).status_code < 500
-            except requests.RequestException:
-                return False
+            return _http_ok(self.spec.health_url)
         if self.spec.port:
             try:
                 wait_for_port("127.0.0.1", self.spec.port, timeout_seconds=0.5)
@@ -291,8 +288,7 @@ def _detach(settings: UpSettings) -> int:
     logs = settings.common.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = open(logs / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
-    argv = [*movierec_argv("up")]
-    process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(movierec_argv("up"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"[up] supervisor started in the background (pid {process.pid}); log {logs / 'supervisor.log'}")
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
