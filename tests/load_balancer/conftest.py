@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from load_balancer.settings import RouterSettings
-from movierec.testing import free_port
+from movierec.testing import free_port, wait_until  # noqa: F401 (re-exported by helpers.py)
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -138,16 +138,6 @@ def slack_receiver() -> Iterator[Webhook]:
     server = serve_in_thread(app)
     yield Webhook(f"{server.url}/services/T000/B000/XXX", payloads)
     server.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout_seconds: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout_seconds}s")
 
 
 def auth() -> dict[str, str]:
