@@ -29,6 +29,8 @@ INSTALL_REQUIRES = [
     "PyYAML>=6,<7",
     "matplotlib>=3.8,<4",
     "docker>=7,<8",
+    "pydantic-settings>=2.11,<3",  # every settings class: environment > .env > default, typed
+    "python-dotenv>=1,<2",
 ]
 
 DEV_REQUIRES = [

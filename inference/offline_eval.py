@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from inference.ranking import (
     strategy_named,
 )
 from inference.recommender import build_profile
-from movierec.settings import CommonSettings
+from movierec.settings import CommonSettings, environment
 from vectordb_scripts.index import COOC_K, cooccurrence_for
 from vectordb_scripts.neighbours import IndexFormatError, IndexMissing, NeighbourTable, load_table, popular_good_order
 
@@ -239,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """`eval offline [options]` (argv holds only the options). 0 ok, 1 gate failed, 2 missing data."""
     args = _parser().parse_args(argv)
-    environ = dict(os.environ)
+    environ = environment()  # the process environment over .env
     if args.data_dir:
         environ["MOVIEREC_DATA_DIR"] = str(args.data_dir)
     data_dir = CommonSettings.from_env(environ).data_dir

@@ -2,54 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
+
+from pydantic import field_validator, model_validator
 
 from inference.ranking import STRATEGY_VERSIONS, strategy_named
-from movierec.settings import CommonSettings, env_float, env_int, env_str
+from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE
 
 MAX_USER_ID = 10**12
 
 
-@dataclass(frozen=True)
-class InferenceSettings:
-    common: CommonSettings
-    strategy: str
-    model_version: str
-    host: str
-    port: int
-    workers: int
-    threads: int
-    index_path: Path
-    db_connect_timeout_seconds: int
-    db_statement_timeout_ms: int
-    db_retry_seconds: float
-    db_pool_size: int
+class InferenceSettings(EnvSettings):
+    common: CommonSettings = nested_common()
+    strategy: str = setting("INFERENCE_STRATEGY", "blend")
+    model_version: str = setting("MODEL_VERSION", "")  # "" -> <strategy>-v1
+    host: str = setting("INFERENCE_HOST", "127.0.0.1")
+    port: int = setting("INFERENCE_PORT", 8001, ge=0, le=65535)
+    workers: int = setting("INFERENCE_WORKERS", 2, ge=1)
+    threads: int = setting("INFERENCE_THREADS", 4, ge=1)
+    index_path: Path = setting("INFERENCE_INDEX_PATH", Path(""))  # "" -> <data_dir>/index/neighbours.npz
+    db_connect_timeout_seconds: int = setting("INFERENCE_DB_CONNECT_TIMEOUT_SECONDS", 1, ge=1)
+    db_statement_timeout_ms: int = setting("INFERENCE_DB_STATEMENT_TIMEOUT_MS", 500, ge=0)
+    db_retry_seconds: float = setting("INFERENCE_DB_RETRY_SECONDS", 2.0, ge=0)
+    db_pool_size: int = setting("INFERENCE_DB_POOL_SIZE", 4, ge=1)
 
+    @field_validator("strategy")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> InferenceSettings:
-        common = CommonSettings.from_env(environ)
-        strategy = env_str("INFERENCE_STRATEGY", "blend", environ)
-        strategy_named(strategy)  # fail at start-up, not at the first request
-        index_path = env_str("INFERENCE_INDEX_PATH", "", environ)
-        return cls(
-            common=common,
-            strategy=strategy,
-            model_version=env_str("MODEL_VERSION", STRATEGY_VERSIONS[strategy], environ),
-            host=env_str("INFERENCE_HOST", "127.0.0.1", environ),
-            port=env_int("INFERENCE_PORT", 8001, environ),
-            workers=env_int("INFERENCE_WORKERS", 2, environ),
-            threads=env_int("INFERENCE_THREADS", 4, environ),
-            index_path=Path(index_path) if index_path else common.data_dir / "index" / NEIGHBOURS_FILE,
-            db_connect_timeout_seconds=env_int("INFERENCE_DB_CONNECT_TIMEOUT_SECONDS", 1, environ),
-            db_statement_timeout_ms=env_int("INFERENCE_DB_STATEMENT_TIMEOUT_MS", 500, environ),
-            db_retry_seconds=env_float("INFERENCE_DB_RETRY_SECONDS", 2.0, environ),
-            db_pool_size=env_int("INFERENCE_DB_POOL_SIZE", 4, environ),
-        )
+    def _known_strategy(cls, value: str) -> str:
+        strategy_named(value)  # fail at start-up, not at the first request
+        return value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Self:
+        if not self.model_version:
+            self._set("model_version", STRATEGY_VERSIONS[self.strategy])
+        if self.index_path == Path(""):
+            self._set("index_path", self.common.data_dir / "index" / NEIGHBOURS_FILE)
+        return self
 
     def with_strategy(self, strategy: str, model_version: str | None = None) -> InferenceSettings:
         """A copy serving `strategy` (its default version unless `model_version` is given)."""
         strategy_named(strategy)
-        return replace(self, strategy=strategy, model_version=model_version or STRATEGY_VERSIONS[strategy])
+        return self.replace(strategy=strategy, model_version=model_version or STRATEGY_VERSIONS[strategy])

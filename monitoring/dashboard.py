@@ -153,8 +153,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="Prometheus scrape interval in seconds (sizes $__rate_interval)")
     parser.add_argument("--workers", type=int, default=env.workers)
     args = parser.parse_args(argv)
-    args.settings = dataclasses.replace(
-        env, host=args.host, port=args.port, prometheus_url=args.prometheus_url,
+    args.settings = env.replace(
+        host=args.host, port=args.port, prometheus_url=args.prometheus_url,
         scrape_interval_seconds=args.scrape_interval, workers=args.workers,
     )
     return args

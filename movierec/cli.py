@@ -3,6 +3,9 @@
 Modules are imported only when their command runs, so `movierec --help` stays fast and a
 command never pays for another service's imports (torch, chromadb, ...). Each target module
 exposes `main(argv: list[str]) -> int | None`.
+
+Every command reads its settings from the environment and `.env` (movierec.settings); a bad value
+stops it with one line naming the variable and the expected form, exit code 2.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import importlib
 import logging
 import sys
 
-from movierec.settings import CommonSettings
+from movierec.settings import CommonSettings, ConfigError, export_env_file_location
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("load_balancer.cli", "`release nightly <git-ref>`: gate, deploy, schedule, decide"),
     "hooks": ("load_balancer.cli", "`hooks install`: git hook for release-recommender-nightly-* tags"),
     "scheduler": ("load_balancer.cli", "runs the platform crontab (python-crontab scheduler)"),
+    "admin": ("load_balancer.admin_token", "`admin token` prints the router's admin token (for curl)"),
     "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
 }
@@ -55,19 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"movierec: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=CommonSettings.from_env().log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if name in SERVED_BY_GUNICORN:
-        from movierec.serving import prepare_multiprocess_metrics
+    export_env_file_location()  # child processes read the same .env, whatever their directory
+    try:
+        logging.basicConfig(
+            level=CommonSettings.from_env().log_level,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        if name in SERVED_BY_GUNICORN:
+            from movierec.serving import prepare_multiprocess_metrics
 
-        prepare_multiprocess_metrics()  # before the command's modules create their metrics
-    module = importlib.import_module(COMMANDS[name][0])
-    # Modules that own several commands see the command name first.
-    result = module.main([name, *rest])
+            prepare_multiprocess_metrics()  # before the command's modules create their metrics
+        module = importlib.import_module(COMMANDS[name][0])
+        # Modules that own several commands see the command name first.
+        result = module.main([name, *rest])
+    except ConfigError as exc:
+        print(f"movierec {name}: bad setting: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
-
 
 if __name__ == "__main__":
     sys.exit(main())

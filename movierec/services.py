@@ -7,63 +7,41 @@ in that order and stops them in reverse.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitoring.local import alertmanager_argv, prometheus_argv
-from movierec.settings import CommonSettings, env_bool, env_float, env_int, env_str
+from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
-@dataclass(frozen=True)
-class UpSettings:
+class UpSettings(EnvSettings):
     """Ports and knobs of the local platform (`.env.example`, section `movierec up`)."""
 
-    common: CommonSettings
-    kafka_port: int
-    parser_metrics_port: int
-    main_port: int
-    nightly_port: int
-    router_port: int
-    simulator_metrics_port: int
-    dashboard_port: int
-    prometheus_port: int
-    alertmanager_port: int
-    main_strategy: str
-    nightly_strategy: str
-    canary_weight: float
-    admin_token: str
-    simulator: bool
-    simulator_rate: float
-    simulator_users: int
-    monitoring: bool
-    inference_workers: int
-    slack_webhook_url: str
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> UpSettings:
-        return cls(
-            common=CommonSettings.from_env(environ),
-            kafka_port=env_int("UP_KAFKA_PORT", 9092, environ),
-            parser_metrics_port=env_int("PARSER_METRICS_PORT", 9101, environ),
-            main_port=env_int("UP_MAIN_PORT", 8001, environ),
-            nightly_port=env_int("UP_NIGHTLY_PORT", 8002, environ),
-            router_port=env_int("UP_ROUTER_PORT", 8082, environ),
-            simulator_metrics_port=env_int("SIM_METRICS_PORT", 9102, environ),
-            dashboard_port=env_int("UP_DASHBOARD_PORT", 3000, environ),
-            prometheus_port=env_int("UP_PROMETHEUS_PORT", 9090, environ),
-            alertmanager_port=env_int("UP_ALERTMANAGER_PORT", 9093, environ),
-            main_strategy=env_str("UP_MAIN_STRATEGY", "blend", environ),
-            nightly_strategy=env_str("UP_NIGHTLY_STRATEGY", "seed", environ),
-            canary_weight=env_float("LB_CANARY_WEIGHT", 0.2, environ),
-            admin_token=env_str("LB_ADMIN_TOKEN", "", environ),
-            simulator=env_bool("UP_SIMULATOR", True, environ),
-            simulator_rate=env_float("UP_SIMULATOR_RATE", 200.0, environ),
-            simulator_users=env_int("UP_SIMULATOR_USERS", 1_000_000, environ),
-            monitoring=env_bool("UP_MONITORING", True, environ),
-            inference_workers=env_int("UP_INFERENCE_WORKERS", 1, environ),
-            slack_webhook_url=env_str("SLACK_WEBHOOK_URL", "", environ),
-        )
+    common: CommonSettings = nested_common()
+    kafka_port: int = setting("UP_KAFKA_PORT", 9092, ge=1, le=65535)
+    parser_metrics_port: int = setting("PARSER_METRICS_PORT", 9101, ge=1, le=65535)
+    main_port: int = setting("UP_MAIN_PORT", 8001, ge=1, le=65535)
+    nightly_port: int = setting("UP_NIGHTLY_PORT", 8002, ge=1, le=65535)
+    router_port: int = setting("UP_ROUTER_PORT", 8082, ge=1, le=65535)
+    simulator_metrics_port: int = setting("SIM_METRICS_PORT", 9102, ge=1, le=65535)
+    dashboard_port: int = setting("UP_DASHBOARD_PORT", 3000, ge=1, le=65535)
+    prometheus_port: int = setting("UP_PROMETHEUS_PORT", 9090, ge=1, le=65535)
+    alertmanager_port: int = setting("UP_ALERTMANAGER_PORT", 9093, ge=1, le=65535)
+    supervisor_metrics_port: int = setting("UP_SUPERVISOR_METRICS_PORT", 9103, ge=0, le=65535)
+    main_strategy: str = setting("UP_MAIN_STRATEGY", "blend")
+    nightly_strategy: str = setting("UP_NIGHTLY_STRATEGY", "seed")
+    canary_weight: float = setting("LB_CANARY_WEIGHT", 0.2, ge=0.0, le=1.0)
+    admin_token: str = setting("LB_ADMIN_TOKEN", "", repr=False)  # "" -> `up` creates the token file
+    simulator: bool = setting("UP_SIMULATOR", True)
+    simulator_rate: float = setting("UP_SIMULATOR_RATE", 200.0, ge=0)
+    simulator_users: int = setting("UP_SIMULATOR_USERS", 1_000_000, ge=1)
+    monitoring: bool = setting("UP_MONITORING", True)
+    inference_workers: int = setting("UP_INFERENCE_WORKERS", 1, ge=1)
+    slack_webhook_url: str = setting("SLACK_WEBHOOK_URL", "", repr=False)
+    restart_backoff_initial_seconds: float = setting("UP_RESTART_BACKOFF_INITIAL_SECONDS", 1.0, gt=0)
+    restart_backoff_max_seconds: float = setting("UP_RESTART_BACKOFF_MAX_SECONDS", 30.0, gt=0)
+    restart_max_crashes: int = setting("UP_RESTART_MAX_CRASHES", 10, ge=1)
+    restart_window_seconds: float = setting("UP_RESTART_WINDOW_SECONDS", 600.0, gt=0)
 
 
 @dataclass(frozen=True)

@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
-from movierec.settings import CommonSettings, env_float, env_int, env_str
+from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
-@dataclass(frozen=True)
-class SimulatorSettings:
-    common: CommonSettings
-    recommend_url: str
-    request_timeout_seconds: float
-    metrics_port: int
-    metrics_addr: str
-    users: int
-    seed: int
-    rate_per_second: float
-    speed: float
-    recommend_fraction: float
-    sessions_per_user_day: float
-    output: str
-    rank: int
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SimulatorSettings:
-        return cls(
-            common=CommonSettings.from_env(environ),
-            recommend_url=env_str("SIM_RECOMMEND_URL", "http://127.0.0.1:8082", environ),
-            request_timeout_seconds=env_float("SIM_REQUEST_TIMEOUT_SECONDS", 0.8, environ),
-            metrics_port=env_int("SIM_METRICS_PORT", 9102, environ),
-            metrics_addr=env_str("SIM_METRICS_ADDR", "127.0.0.1", environ),
-            users=env_int("SIM_USERS", 1_000_000, environ),
-            seed=env_int("SIM_SEED", 0, environ),
-            rate_per_second=env_float("SIM_RATE", 0.0, environ),
-            speed=env_float("SIM_SPEED", 1.0, environ),
-            recommend_fraction=env_float("SIM_RECOMMEND_FRACTION", 0.5, environ),
-            sessions_per_user_day=env_float("SIM_SESSIONS_PER_USER_DAY", 0.5, environ),
-            output=env_str("SIM_OUTPUT", "kafka", environ),
-            rank=env_int("SIM_RANK", 24, environ),
-        )
+class SimulatorSettings(EnvSettings):
+    common: CommonSettings = nested_common()
+    recommend_url: str = setting("SIM_RECOMMEND_URL", "http://127.0.0.1:8082")
+    request_timeout_seconds: float = setting("SIM_REQUEST_TIMEOUT_SECONDS", 0.8, gt=0)
+    metrics_port: int = setting("SIM_METRICS_PORT", 9102, ge=0, le=65535)
+    metrics_addr: str = setting("SIM_METRICS_ADDR", "127.0.0.1")
+    users: int = setting("SIM_USERS", 1_000_000, ge=1)
+    seed: int = setting("SIM_SEED", 0)
+    rate_per_second: float = setting("SIM_RATE", 0.0, ge=0)
+    speed: float = setting("SIM_SPEED", 1.0, ge=0)
+    recommend_fraction: float = setting("SIM_RECOMMEND_FRACTION", 0.5, ge=0, le=1)
+    sessions_per_user_day: float = setting("SIM_SESSIONS_PER_USER_DAY", 0.5, gt=0)
+    output: str = setting("SIM_OUTPUT", "kafka")
+    rank: int = setting("SIM_RANK", 24, ge=1)

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from movierec.settings import CommonSettings, env_bool, env_int, env_str
+from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 from vectordb_scripts import catalog, slugs, sources, titles
 from vectordb_scripts.catalog_io import (
     catalog_path,
@@ -50,21 +50,11 @@ class CatalogBuildError(RuntimeError):
     """The catalogue cannot be built (data not fetched, or a check on the result failed)."""
 
 
-@dataclass(frozen=True)
-class CatalogSettings:
-    common: CommonSettings
-    target_size: int
-    load_database: bool
-    database_url: str | None  # DATABASE_URL when set; else SQLite in the data dir being built
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> CatalogSettings:
-        return cls(
-            common=CommonSettings.from_env(environ),
-            target_size=env_int("MOVIEREC_CATALOG_SIZE", DEFAULT_TARGET_SIZE, environ),
-            load_database=env_bool("MOVIEREC_CATALOG_LOAD_DB", True, environ),
-            database_url=env_str("DATABASE_URL", "", environ) or None,
-        )
+class CatalogSettings(EnvSettings):
+    common: CommonSettings = nested_common()
+    target_size: int = setting("MOVIEREC_CATALOG_SIZE", DEFAULT_TARGET_SIZE, ge=1)
+    load_database: bool = setting("MOVIEREC_CATALOG_LOAD_DB", True)
+    database_url: str | None = setting("DATABASE_URL", None)  # DATABASE_URL when set; else SQLite in the data dir
 
 
 @dataclass

@@ -13,10 +13,9 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.settings import CommonSettings, env_int, env_str
+from movierec.settings import CommonSettings, EnvSettings, environment, nested_common, setting
 from vectordb_scripts import chroma
 from vectordb_scripts.embed import (
     DEFAULT_BATCH_SIZE,
@@ -56,15 +55,15 @@ COOC_K = 50
 RECALL_SAMPLE = 500
 
 
-@dataclass(frozen=True)
-class IndexSettings:
+class IndexSettings(EnvSettings):
     """`movierec index build` configuration (see .env.example, `## Vector index`)."""
 
-    common: CommonSettings
-    batch_size: int
-    model_path: str
-    neighbours: int
-    torch_threads: int = 0  # 0 = torch's default (one per core); 1 is faster on a crowded machine
+    common: CommonSettings = nested_common()
+    batch_size: int = setting("INDEX_BATCH_SIZE", DEFAULT_BATCH_SIZE, ge=1)
+    model_path: str = setting("MOVIEREC_MODEL_PATH", "")
+    neighbours: int = setting("INDEX_NEIGHBOURS", CONTENT_K, ge=1)
+    # 0 = torch's default (one per core); 1 is faster on a crowded machine
+    torch_threads: int = setting("INDEX_TORCH_THREADS", 0, ge=0)
 
     @property
     def index_dir(self) -> Path:
@@ -73,16 +72,6 @@ class IndexSettings:
     @property
     def table_path(self) -> Path:
         return self.index_dir / NEIGHBOURS_FILE
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
-        return cls(
-            common=CommonSettings.from_env(environ),
-            batch_size=env_int("INDEX_BATCH_SIZE", DEFAULT_BATCH_SIZE, environ),
-            model_path=env_str("MOVIEREC_MODEL_PATH", "", environ),
-            neighbours=env_int("INDEX_NEIGHBOURS", CONTENT_K, environ),
-            torch_threads=env_int("INDEX_TORCH_THREADS", 0, environ),
-        )
 
 
 @dataclass(frozen=True)
@@ -295,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """`index build [...]` (argv[0] is the command name, "index")."""
     args = _parser().parse_args(argv[1:])
-    environ = dict(os.environ)
+    environ = environment()  # the process environment over .env
     if args.data_dir is not None:
         environ["MOVIEREC_DATA_DIR"] = str(args.data_dir)
     if args.batch_size:
