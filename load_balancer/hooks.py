@@ -2,8 +2,10 @@
 
 Creating a tag `release-recommender-nightly-*` runs `movierec release nightly <tag>` in the
 background (log: <data_dir>/releases/hook.log). The hook sees every ref update; it acts only in
-the `committed` state, on tag creations (new object id not all zeros). Settings come from the
-caller's environment, then the repository's `.env` if there is one (LB_ADMIN_TOKEN, DATABASE_URL).
+the `committed` state, on tag creations (new object id not all zeros). The release runs from the
+repository's top directory, so it reads the repository's `.env` like every `movierec` command (the
+caller's environment wins); the data dir is the one `hooks install` saw. The admin token comes from
+LB_ADMIN_TOKEN or from the token file `movierec up` keeps in that data dir.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ while read -r old new ref; do
       tag=${{ref#refs/tags/}}
       mkdir -p {releases}  # also creates the data dir the job runs in
       ( unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX GIT_EXEC_PATH
-        cd {data_dir} || exit 1
-        if [ -f {repo}/.env ]; then set -a; . {repo}/.env; set +a; fi
+        cd {repo} || exit 1
         MOVIEREC_DATA_DIR={data_dir} RELEASE_REPO_DIR={repo} \\
         nohup {python} -m movierec.cli release nightly "$tag" >> {log} 2>&1 ) </dev/null >/dev/null 2>&1 &
       ;;

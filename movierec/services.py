@@ -126,7 +126,7 @@ def plan_services(
             "router",
             movierec_argv("lb", "--port", str(settings.router_port)),
             {**base_env, "LB_MAIN_URL": main_url, "LB_NIGHTLY_URL": nightly_url,
-             "LB_CANARY_WEIGHT": str(settings.canary_weight), "LB_ADMIN_TOKEN": settings.admin_token},
+             "LB_CANARY_WEIGHT": str(settings.canary_weight)},
             port=settings.router_port,
             health_url=f"{router_url}/health",
             url=f"{router_url}/recommend/<user_id>",
@@ -134,7 +134,7 @@ def plan_services(
         ServiceSpec(
             "scheduler",
             movierec_argv("scheduler"),
-            {**base_env, "LB_ADMIN_URL": router_url, "LB_ADMIN_TOKEN": settings.admin_token},
+            {**base_env, "LB_ADMIN_URL": router_url},
         ),
     ]
     if settings.monitoring and prometheus is not None and alertmanager is not None:

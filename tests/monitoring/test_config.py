@@ -76,8 +76,8 @@ def test_rules_have_severity_summary_and_for() -> None:
     document = yaml.safe_load(ALERT_RULES.read_text())
     alerts = [rule for group in document["groups"] for rule in group["rules"]]
     names = {rule["alert"] for rule in alerts}
-    assert {"ServiceDown", "High5xxRatio", "RecommendLatencyP99High", "ConsumerLagGrowing", "DeadLetterRateHigh",
-            "CanaryHitRateBelowMain"} <= names
+    assert {"ServiceDown", "ServiceFailed", "High5xxRatio", "RecommendLatencyP99High", "ConsumerLagGrowing",
+            "DeadLetterRateHigh", "CanaryHitRateBelowMain"} <= names
     for rule in alerts:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
@@ -109,7 +109,7 @@ def test_promtool_checks_both_rule_variants(promtool: Path, tmp_path: Path) -> N
     for path in (ALERT_RULES, fast):
         result = run(promtool, "check", "rules", path)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS: 8 rules found" in result.stdout
+        assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_promtool_rejects_a_broken_rule(promtool: Path, tmp_path: Path) -> None:
