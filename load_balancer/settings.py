@@ -51,7 +51,8 @@ class ReleaseSettings(EnvSettings):
     common: CommonSettings = nested_common()
     python: str = setting("RELEASE_PYTHON", sys.executable)  # interpreter that runs the ref's code
     repo_dir: str = setting("RELEASE_REPO_DIR", "")  # "" = the current directory's repository
-    admin_url: str = setting("LB_ADMIN_URL", "http://127.0.0.1:8082")
+    admin_url: str = setting("LB_ADMIN_URL", "")  # "" -> the router of `movierec up` (UP_ROUTER_PORT)
+    up_router_port: int = setting("UP_ROUTER_PORT", 8082, ge=1, le=65535)
     admin_token: str = setting("LB_ADMIN_TOKEN", "", repr=False)
     backend: Literal["process", "docker"] = setting("RELEASE_BACKEND", "process")
     nightly_port: int = setting("RELEASE_NIGHTLY_PORT", 8002, ge=0, le=65535)
@@ -75,7 +76,7 @@ class ReleaseSettings(EnvSettings):
 
     @model_validator(mode="after")
     def _derived(self) -> Self:
-        self._set("admin_url", self.admin_url.rstrip("/"))
+        self._set("admin_url", (self.admin_url or f"http://127.0.0.1:{self.up_router_port}").rstrip("/"))
         self._set("admin_token", _resolved_token(self.admin_token, self.common))
         return self
 

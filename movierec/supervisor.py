@@ -478,11 +478,46 @@ class Supervisor:
     def stop_all(self) -> None:
         self.stopping = True
         self.write_state("stopping")
+        stop_release_backends(self.settings)
         for m in reversed(self.services):
             if m.alive():
                 print(f"[up] stopping {m.spec.name}", flush=True)
             m.stop()
         state_path(self.settings).unlink(missing_ok=True)
+
+
+def stop_release_backends(settings: UpSettings) -> None:
+    """Stop the nightly processes that releases started for this data dir (the deployments table
+    records them): they belong to the local platform, so `down` leaves none behind."""
+    import psutil
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from db_utils.models import Deployment
+    from load_balancer.deploy import stop_backend
+
+    url = settings.common.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            handles = [(row.version, (row.metrics or {}).get("handle")) for row in session.scalars(select(Deployment))]
+    except SQLAlchemyError:
+        return
+    finally:
+        engine.dispose()
+    for version, handle in handles:
+        if not isinstance(handle, dict) or handle.get("kind") != "process":
+            continue
+        try:  # a recorded pid may have been reused: stop only a process of this data dir
+            environ = psutil.Process(int(handle["pid"])).environ()
+        except (psutil.Error, KeyError, ValueError):
+            continue
+        if environ.get("MOVIEREC_DATA_DIR") == str(settings.common.data_dir):
+            print(f"[up] stopping release backend {version} (pid {handle['pid']})", flush=True)
+            stop_backend(handle)
 
 
 _PROGRESS_SPLIT = re.compile(rb"[\r\n]+")
