@@ -1,7 +1,8 @@
 """What the local platform runs: the service plan of `movierec up` as plain data (no I/O).
 
 `plan_services` turns settings into an ordered list of `ServiceSpec`s; the supervisor starts them
-in that order and stops them in reverse.
+in that order (each once the services it `wait_for`s are healthy, the others without waiting) and
+stops them in reverse.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ServiceSpec:
     health_url: str | None = None  # None: a TCP connect to `port` (or just being alive) is enough
     url: str | None = None  # what a person opens; printed in the table
     required: bool = True  # a required service that cannot start aborts `up`
+    wait_for: tuple[str, ...] = ()  # services that must be healthy before this one starts (the others start at once)
 
 
 def movierec_argv(*args: str) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ def plan_services(
             port=settings.parser_metrics_port,
             health_url=f"http://{loopback}:{settings.parser_metrics_port}/metrics",
             url=f"http://{loopback}:{settings.parser_metrics_port}/metrics",
+            wait_for=("broker",),
         ),
         ServiceSpec(
             "inference-main",
@@ -180,6 +183,7 @@ def plan_services(
                 port=settings.simulator_metrics_port,
                 health_url=f"http://{loopback}:{settings.simulator_metrics_port}/metrics",
                 url=f"http://{loopback}:{settings.simulator_metrics_port}/metrics",
+                wait_for=("broker", "inference-main", "router"),
             )
         )
     return specs

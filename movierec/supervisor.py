@@ -281,6 +281,7 @@ class Supervisor:
         self.metrics = SupervisorMetrics()
         self._specs = specs
         self._progress: dict[str, Any] = {}
+        self._healthy: set[str] = set()
         self._last_state_write = 0.0
 
     def plan(self) -> list[ServiceSpec]:
@@ -401,29 +402,51 @@ class Supervisor:
         return False
 
     def start_all(self) -> None:
+        """Start the plan in order: a service starts once those it waits for are healthy."""
         specs = self.plan()
         self.logs.mkdir(parents=True, exist_ok=True)
         self.monitoring_dir.mkdir(parents=True, exist_ok=True)
         if any(s.name == "prometheus" for s in specs):
             write_monitoring_config(self.settings, specs, self.monitoring_dir)
-        for index, spec in enumerate(specs, start=1):
+        started: dict[str, Managed] = {}
+        for spec in specs:
+            for name in spec.wait_for:
+                if name in started:
+                    self._await(started[name], len(specs))
             if self.stopping:
                 return
             managed = Managed(spec, self.logs / f"{spec.name}.log")
             self.services.append(managed)
+            started[spec.name] = managed
             print(f"[up] starting {spec.name} ...", flush=True)
             managed.start()
-            self.write_state("starting", step=f"starting {spec.name}", index=index, total=len(specs))
-            if not self._wait_healthy(managed):
-                if self.stopping:
-                    return
-                tail = _tail(managed.log_path)
-                if spec.required:
-                    raise StartupFailed(f"{spec.name} did not become healthy; last log lines:\n{tail}")
-                print(f"[up] WARNING: optional {spec.name} is not healthy; log {managed.log_path}\n{tail}")
-                managed.failed = True
-                managed.stop()
-        self.write_state("ready")
+            self._starting_state(len(specs), f"starting {spec.name}")
+        for managed in self.services:
+            self._await(managed, len(specs))
+        if not self.stopping:
+            self.write_state("ready")
+
+    def _starting_state(self, total: int, step: str) -> None:
+        self.write_state("starting", step=step, index=len(self._healthy), total=total)
+
+    def _await(self, managed: Managed, total: int) -> None:
+        """Wait until the service is healthy (once); a required one that is not aborts `up`."""
+        if managed.spec.name in self._healthy or managed.failed or self.stopping:
+            return
+        self._starting_state(total, f"waiting for {managed.spec.name}")
+        if self._wait_healthy(managed):
+            self._healthy.add(managed.spec.name)
+            print(f"[up] {managed.spec.name} is healthy", flush=True)
+            self._starting_state(total, f"{managed.spec.name} healthy")
+            return
+        if self.stopping:
+            return
+        tail = _tail(managed.log_path)
+        if managed.spec.required:
+            raise StartupFailed(f"{managed.spec.name} did not become healthy; last log lines:\n{tail}")
+        print(f"[up] WARNING: optional {managed.spec.name} is not healthy; log {managed.log_path}\n{tail}")
+        managed.failed = True
+        managed.stop()
 
     def table(self) -> str:
         rows = [("service", "status", "url", "log")]
