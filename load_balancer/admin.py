@@ -32,7 +32,7 @@ def _authorise() -> None:
 
     token = context().settings.admin_token
     if not token:
-        _deny(403, "admin API disabled: set LB_ADMIN_TOKEN to enable it")
+        _deny(403, "admin API disabled: no admin token (`movierec up` creates one; or set LB_ADMIN_TOKEN)")
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented:
