@@ -58,7 +58,7 @@ class ReleaseSettings(EnvSettings):
     nightly_port: int = setting("RELEASE_NIGHTLY_PORT", 8002, ge=0, le=65535)
     nightly_host: str = setting("RELEASE_NIGHTLY_HOST", "127.0.0.1")  # address the router uses to reach it
     gate_strategy: str = setting("RELEASE_GATE_STRATEGY", "blend")
-    gate_min_hit_rate: float = setting("RELEASE_GATE_MIN_HR", 0.0, ge=0.0, le=1.0)
+    gate_min_hit_rate: float = setting("RELEASE_GATE_MIN_HR", 0.0, ge=0.0)
     gate_extra_args: str = setting("RELEASE_GATE_ARGS", "")  # more `eval offline` options, shell-quoted
     serve_strategy: str = setting("RELEASE_STRATEGY", "")
     canary_weight: float = setting("LB_CANARY_WEIGHT", 0.2, ge=0.0, le=1.0)

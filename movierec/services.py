@@ -20,11 +20,11 @@ class UpSettings(EnvSettings):
 
     common: CommonSettings = nested_common()
     kafka_port: int = setting("UP_KAFKA_PORT", 9092, ge=1, le=65535)
-    parser_metrics_port: int = setting("PARSER_METRICS_PORT", 9101, ge=1, le=65535)
+    parser_metrics_port: int = setting("PARSER_METRICS_PORT", 9101, ge=0, le=65535)
     main_port: int = setting("UP_MAIN_PORT", 8001, ge=1, le=65535)
     nightly_port: int = setting("UP_NIGHTLY_PORT", 8002, ge=1, le=65535)
     router_port: int = setting("UP_ROUTER_PORT", 8082, ge=1, le=65535)
-    simulator_metrics_port: int = setting("SIM_METRICS_PORT", 9102, ge=1, le=65535)
+    simulator_metrics_port: int = setting("SIM_METRICS_PORT", 9102, ge=0, le=65535)
     dashboard_port: int = setting("UP_DASHBOARD_PORT", 3000, ge=1, le=65535)
     prometheus_port: int = setting("UP_PROMETHEUS_PORT", 9090, ge=1, le=65535)
     alertmanager_port: int = setting("UP_ALERTMANAGER_PORT", 9093, ge=1, le=65535)
