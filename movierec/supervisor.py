@@ -34,6 +34,7 @@ from typing import IO, Any
 import requests
 
 from movierec.services import ServiceSpec, UpSettings, movierec_argv, plan_services, scrape_targets
+from movierec.settings import environment
 from movierec.testing import tansu_binary, wait_for_port
 
 log = logging.getLogger("movierec.supervisor")
@@ -326,7 +327,7 @@ class Supervisor:
         """Migrations, data, catalogue and index; all skipped when nothing changed since the last run."""
         settings = self.settings
         data_dir = settings.common.data_dir
-        env = {**os.environ, "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": settings.common.database_url}
+        env = {**environment(), "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": settings.common.database_url}
         started = time.monotonic()
         self.write_state("preparing", step="checking the preparation stamp", index=0, total=4)
         fingerprint = preparation_fingerprint(settings, env)

@@ -157,3 +157,24 @@ def test_status_exits_4_while_preparing(tmp_path: Path, phase: str, capsys) -> N
     supervisor.write_state(phase, step="data fetch", index=2, total=4, detail="extracting ml-1m")
     assert cmd_status(settings) == 4
     assert "step 2/4 data fetch - extracting ml-1m" in capsys.readouterr().out
+
+
+def test_preparation_fingerprint_changes_with_the_outputs_and_settings_only(tmp_path: Path) -> None:
+    from movierec.supervisor import preparation_fingerprint
+
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "index").mkdir()
+    (tmp_path / "catalog" / "movies.parquet").write_bytes(b"x" * 100)
+    (tmp_path / "index" / "neighbours.npz").write_bytes(b"y" * 100)
+    settings = UpSettings.from_env({"MOVIEREC_DATA_DIR": str(tmp_path)})
+    first = preparation_fingerprint(settings, {})
+    assert preparation_fingerprint(settings, {}) == first
+    assert preparation_fingerprint(settings, {"MOVIEREC_CATALOG_SIZE": "100"}) != first
+    (tmp_path / "index" / "neighbours.npz").write_bytes(b"z" * 101)
+    second = preparation_fingerprint(settings, {})
+    assert second != first
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "parser.log").write_text("what the services write does not count")
+    assert preparation_fingerprint(settings, {}) == second
+    other_db = UpSettings.from_env({"MOVIEREC_DATA_DIR": str(tmp_path), "DATABASE_URL": "sqlite:////elsewhere.db"})
+    assert preparation_fingerprint(other_db, {}) != second
