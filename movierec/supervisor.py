@@ -1,15 +1,16 @@
 """`movierec up | status | down`: the whole platform as local processes on embedded defaults.
 
 `up` creates the router's admin token once (when LB_ADMIN_TOKEN is unset), prepares the data
-(migrations, data, catalogue, index: each step idempotent, all skipped when the stamp of the last
-successful preparation still matches), starts every service of `movierec.services.plan_services`
-in order, waits for each health check, prints one table of URLs, and stops everything on Ctrl-C /
-SIGTERM. A service that dies is restarted every time after an exponential backoff (1 s doubling
-to 30 s by default); after UP_RESTART_MAX_CRASHES crashes within UP_RESTART_WINDOW_SECONDS it is
-marked failed, which `status` shows and the supervisor's /metrics turn into the ServiceFailed alert.
-The state file `<data_dir>/run/supervisor.json` is written from the first moment (phase preparing,
-step, progress), so `status` and `down` work while the data is still being prepared.
-Children get PDEATHSIG, so even a killed supervisor leaves no orphan behind.
+(migrations, data, catalogue, index, the simulator's taste model: each step idempotent, all
+skipped when the stamp of the last successful preparation still matches), starts every service of
+`movierec.services.plan_services` in order, waits for each health check, prints one table of
+URLs, and stops everything on Ctrl-C / SIGTERM. A service that dies is restarted every time after
+an exponential backoff (1 s doubling to 30 s by default); after UP_RESTART_MAX_CRASHES crashes
+within UP_RESTART_WINDOW_SECONDS it is marked failed, which `status` shows and the supervisor's
+/metrics turn into the ServiceFailed alert. The state file `<data_dir>/run/supervisor.json` is
+written from the first moment (phase preparing, step, progress), so `status` and `down` work
+while the data is still being prepared. Children get PDEATHSIG, so even a killed supervisor
+leaves no orphan behind.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ STATUS_PREPARING = 4  # preparing the data or starting the services: not ready y
 STAMP_VERSION = 1
 # Source files whose change must re-run the preparation (they decide what the steps build).
 PREPARATION_SOURCES = ("vectordb_scripts/*.py", "vectordb_scripts/requirements-data.txt",
-                       "db_utils/models.py", "db_utils/migrations/versions/*.py")
+                       "db_utils/models.py", "db_utils/migrations/versions/*.py", "simulator/tastes*.py",
+                       "simulator/factorization.py")
 
 
 class StartupFailed(RuntimeError):
@@ -126,7 +128,7 @@ def preparation_fingerprint(settings: UpSettings, environ: dict[str, str]) -> st
     repo = Path(__file__).resolve().parents[1]
     sources = sorted(p for pattern in PREPARATION_SOURCES for p in repo.glob(pattern))
     code = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
-    read = ("MOVIEREC_CATALOG_SIZE", "MOVIEREC_CATALOG_LOAD_DB", "INDEX_NEIGHBOURS", "MOVIEREC_MODEL_PATH")
+    read = ("MOVIEREC_CATALOG_SIZE", "MOVIEREC_CATALOG_LOAD_DB", "INDEX_NEIGHBOURS", "MOVIEREC_MODEL_PATH", "SIM_RANK")
     document = {
         "version": STAMP_VERSION,
         "code": code,
@@ -134,7 +136,8 @@ def preparation_fingerprint(settings: UpSettings, environ: dict[str, str]) -> st
         "chroma": [settings.common.chroma_url, settings.common.chroma_collection],
         "settings": {name: environ.get(name, "") for name in read},
         "files": [_file_stamp(data_dir / "raw" / "manifest.json"), *_tree_stamp(data_dir / "catalog"),
-                  *_tree_stamp(data_dir / "index")],
+                  *_tree_stamp(data_dir / "index"),
+                  *(_tree_stamp(data_dir / "simulator") if settings.simulator else [])],
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -329,7 +332,7 @@ class Supervisor:
         data_dir = settings.common.data_dir
         env = {**environment(), "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": settings.common.database_url}
         started = time.monotonic()
-        self.write_state("preparing", step="checking the preparation stamp", index=0, total=4)
+        self.write_state("preparing", step="checking the preparation stamp", index=0, total=5)
         fingerprint = preparation_fingerprint(settings, env)
         stamp = stamp_path(settings)
         if stamp.is_file() and stamp.read_text().strip() == fingerprint and database_ready(
@@ -345,6 +348,8 @@ class Supervisor:
             ("catalogue", movierec_argv("catalog", "build")),
             ("vector index", movierec_argv("index", "build")),
         ]
+        if settings.simulator:  # its taste model is fitted once and cached in <data_dir>/simulator
+            steps.append(("simulator model", movierec_argv("simulate", "--fit-only", "--metrics-port", "0")))
         for index, (title, argv) in enumerate(steps, start=1):
             print(f"[up] {title} ...", flush=True)
             step_started = time.monotonic()
@@ -588,7 +593,7 @@ def cmd_up(settings: UpSettings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     started = time.monotonic()
-    supervisor.write_state("preparing", step="starting", index=0, total=4)
+    supervisor.write_state("preparing", step="starting", index=0, total=5)
     if settings.supervisor_metrics_port:
         supervisor.metrics.serve(settings.supervisor_metrics_port)
     try:

@@ -43,6 +43,8 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=settings.common.data_dir)
     p.add_argument("--rank", type=int, default=settings.rank)
     p.add_argument("--refit", action="store_true", help="refit the taste model even if cached")
+    p.add_argument("--fit-only", action="store_true",
+                   help="fit (or find cached) the taste model, then exit (`movierec up` prepares it so)")
     return p
 
 
@@ -62,6 +64,9 @@ def main(argv: list[str]) -> int:
 
     tastes = load_tastes(args.data_dir, TasteParams(rank=args.rank), refit=args.refit,
                          chroma_url=settings.common.chroma_url, collection_name=settings.common.chroma_collection)
+    if args.fit_only:
+        print(f"taste model ready: {tastes.n_items} films, {len(tastes.prototype_bias)} prototype users")
+        return 0
     population = Population(tastes, n_users=args.users, seed=args.seed)
     if args.metrics_port:
         start_metrics_server(args.metrics_port, "simulator", addr=settings.metrics_addr)
