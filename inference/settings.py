@@ -10,8 +10,6 @@ from inference.ranking import STRATEGY_VERSIONS, strategy_named
 from movierec.settings import CommonSettings, env_float, env_int, env_str
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE
 
-MAX_USER_ID = 10**12
-
 
 @dataclass(frozen=True)
 class InferenceSettings:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from load_balancer.admin_schemas import DEFAULT_ALLOWED_BACKEND_HOSTS, parse_allowed_hosts
 from movierec.settings import CommonSettings, ConfigError, env_float, env_int, env_str
 
 
@@ -28,6 +29,7 @@ class RouterSettings:
     admin_token: str
     online_eval_interval_seconds: float
     hit_horizon_minutes: float
+    backend_allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_BACKEND_HOSTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RouterSettings:
@@ -49,6 +51,8 @@ class RouterSettings:
             admin_token=env_str("LB_ADMIN_TOKEN", "", environ),
             online_eval_interval_seconds=env_float("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, environ),
             hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 30.0, environ),
+            backend_allowed_hosts=parse_allowed_hosts(
+                env_str("LB_BACKEND_ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_BACKEND_HOSTS), environ)),
         )
 
 

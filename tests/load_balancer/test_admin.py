@@ -57,9 +57,9 @@ def test_register_weight_promote_rollback(db_engine, db_url, data_dir, start_bac
     assert created.json()["nightly"]["weight"] == 0.3 and created.json()["main"]["weight"] == pytest.approx(0.7)
     assert requests.put(f"{admin}/canary-weight", json={"weight": 1.0}, headers=auth(), timeout=5).status_code == 200
     assert requests.get(f"{router.url}/recommend/7", timeout=5).headers["X-Served-By"] == "nightly"
-    assert requests.put(f"{admin}/canary-weight", json={"weight": 2}, headers=auth(), timeout=5).status_code == 409
+    assert requests.put(f"{admin}/canary-weight", json={"weight": 2}, headers=auth(), timeout=5).status_code == 400
     assert requests.post(f"{admin}/backends", json={"name": "x", "url": "u"}, headers=auth(),
-                         timeout=5).status_code == 409
+                         timeout=5).status_code == 400
 
     promoted = requests.post(f"{admin}/promote", json={"metrics": {"p": 0.01}}, headers=auth(), timeout=5).json()
     assert promoted["new_main"]["version"] == "nightly-v2" and promoted["old_main"]["url"] == main_server.url
