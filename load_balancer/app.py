@@ -26,6 +26,7 @@ from load_balancer.routing import assign_arm, route_order
 from load_balancer.settings import RouterSettings
 from load_balancer.state import RouterState, bootstrap, load_state
 from movierec.metrics import instrument_flask
+from movierec.openapi import load_openapi
 
 log = logging.getLogger(__name__)
 router = Blueprint("router", __name__)
@@ -70,8 +71,9 @@ def context() -> RouterContext:
 
 
 def _wants_json() -> bool:
-    if request.args.get("format", "").lower() == "json":
-        return True
+    answer_format = request.args.get("format")
+    if answer_format in ("json", "text"):
+        return answer_format == "json"
     return request.accept_mimetypes.best_match(["text/plain", "application/json"],
                                                default="text/plain") == "application/json"
 
@@ -146,6 +148,12 @@ def health() -> Any:
         "canary_weight": state.canary_weight,
     }
     return jsonify(body), 200
+
+
+@router.get("/openapi.json")
+def openapi() -> Any:
+    """The router's and the admin API's contract (load_balancer/openapi.yaml)."""
+    return jsonify(load_openapi("load_balancer"))
 
 
 def create_app(settings: RouterSettings | None = None, *, background: bool = True) -> Flask:
