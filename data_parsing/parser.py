@@ -42,6 +42,12 @@ _STATUS_SEP = b", status "
 _RESULT_SEP = b", result: "
 
 
+# Every reason code a MalformedLine (and so a dead letter) can carry.
+REASONS = frozenset({"too_long", "empty", "not_utf8", "truncated", "unknown_format", "bad_time", "bad_user",
+                     "bad_movie_id", "bad_minute", "bad_rating", "rating_out_of_range", "bad_server", "bad_status",
+                     "bad_results", "bad_latency"})
+
+
 class MalformedLine(ValueError):
     """A stream line that is not one of the three formats; `reason` is a short machine code."""
 
