@@ -8,6 +8,7 @@ that invalid input is rejected with a 4xx. Bounded: MAX_EXAMPLES per operation a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from load_balancer.admin_schemas import CanaryWeightBody, DecisionBody, RegisterBackendBody
 from tests.api.conftest import ADMIN_TOKEN
 
+REPO = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 40  # per operation and generation mode: about a minute for the three services here
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]
@@ -80,7 +82,7 @@ def test_admin_answers_conform_to_its_openapi_document(admin_router_url: str) ->
 
 
 def test_admin_body_schemas_in_the_document_are_the_pydantic_models() -> None:
-    with open("load_balancer/openapi.yaml") as handle:
+    with open(REPO / "load_balancer" / "openapi.yaml") as handle:
         document = yaml.safe_load(handle)
     for model in (CanaryWeightBody, RegisterBackendBody, DecisionBody):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -89,5 +91,5 @@ def test_admin_body_schemas_in_the_document_are_the_pydantic_models() -> None:
 
 @pytest.mark.parametrize("path", ["inference/openapi.yaml", "load_balancer/openapi.yaml"])
 def test_documents_are_valid_openapi(path: str) -> None:
-    with open(path) as handle:
+    with open(REPO / path) as handle:
         schemathesis.openapi.from_dict(yaml.safe_load(handle)).validate()

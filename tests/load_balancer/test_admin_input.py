@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,6 +25,8 @@ from load_balancer.admin_schemas import (
 )
 from load_balancer.settings import RouterSettings
 from tests.load_balancer.helpers import auth, router_settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 # ---- pure: the schemas and the URL allow-list -------------------------------------------------
 
@@ -71,11 +74,11 @@ def test_allow_list_setting_and_its_default_cover_the_compose_backends() -> None
     settings = RouterSettings.from_env({"LB_BACKEND_ALLOWED_HOSTS": " 10.0.0.5 , Infer-* "})
     assert settings.backend_allowed_hosts == ("10.0.0.5", "infer-*")
     assert parse_allowed_hosts("") == ()
-    with open("docker-compose.yml") as handle:
+    with open(REPO / "docker-compose.yml") as handle:
         router_env = yaml.safe_load(handle)["services"]["router"]["environment"]
     for key in ("LB_MAIN_URL", "LB_NIGHTLY_URL"):
         check_backend_url(router_env[key], DEFAULT_ALLOWED_BACKEND_HOSTS)
-    with open(".env.example") as handle:
+    with open(REPO / ".env.example") as handle:
         documented = dict(line.strip().split("=", 1) for line in handle if line.startswith("LB_BACKEND_ALLOWED_HOSTS="))
     assert parse_allowed_hosts(documented["LB_BACKEND_ALLOWED_HOSTS"]) == DEFAULT_ALLOWED_BACKEND_HOSTS
 
