@@ -47,15 +47,19 @@ class RouterContext:
     health: HealthChecker
     state: RouterState = field(default_factory=RouterState)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Read and swap under one lock: a poll that read the rows before an admin change committed must
+    # not overwrite the state the admin request reloaded after it.
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload(self) -> bool:
         """Re-read the deployments; True when the state changed."""
-        with self.sessions() as session:
-            new = load_state(session)
-        changed = new != self.state
+        with self.reload_lock:
+            with self.sessions() as session:
+                new = load_state(session)
+            changed = new != self.state
+            self.state = new
         if changed:
             log.info("router state: %s", new.as_dict())
-            self.state = new
         LB_CANARY_WEIGHT.set(new.canary_weight if new.nightly else 0.0)
         return changed
 
@@ -133,7 +137,9 @@ def recommend(raw_user_id: str) -> Response:
         status = 503
     LB_REQUESTS.labels("none", "", str(status)).inc()
     LB_LATENCY.labels("none").observe(time.perf_counter() - started)
-    message = f"no backend answered ({last_failure})" if tried else "no backend registered"
+    # The kind only: the failure's text names internal hosts, which the log has and clients need not.
+    message = f"no backend answered ({last_failure.kind if last_failure else 'unknown'})" if tried \
+        else "no backend registered"
     return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 

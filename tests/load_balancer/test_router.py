@@ -83,6 +83,7 @@ def test_dead_main_falls_back_to_nightly_and_no_backend_is_an_error(db_url, data
     nightly_server.stop()
     answer = requests.get(f"{router.url}/recommend/5", timeout=5)
     assert answer.status_code == 502 and "no backend answered" in answer.text
+    assert "127.0.0.1" not in answer.text and str(nightly_server.port) not in answer.text  # no internal hosts
 
 
 def test_health_and_metrics_endpoints(db_url, data_dir, start_backend, start_router) -> None:
