@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6,<7",
     "matplotlib>=3.8,<4",
     "docker>=7,<8",
+    "pydantic>=2.7,<3",  # admin API bodies (load_balancer/admin_schemas.py)
     "pydantic-settings>=2.11,<3",  # every settings class: environment > .env > default, typed
     "python-dotenv>=1,<2",
 ]
@@ -38,6 +39,8 @@ DEV_REQUIRES = [
     "hypothesis>=6.100,<7",
     "ruff>=0.6",
     "jsonschema>=4.20,<5",
+    "schemathesis>=4.3,<5",  # property-based tests of the HTTP contracts (tests/api)
+    "atheris>=2.3,<4",  # coverage-guided fuzzing of the stream parser (bench/fuzz_parser.py)
 ]
 
 setup(
@@ -59,6 +62,8 @@ setup(
     package_data={
         "db_utils": ["alembic.ini", "migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
         "vectordb_scripts": ["requirements-data.txt"],
+        "inference": ["openapi.yaml"],
+        "load_balancer": ["openapi.yaml"],
         "monitoring": ["*.yml", "*.json", "grafana/**/*", "static/*", "templates/*"],
     },
     install_requires=INSTALL_REQUIRES,

@@ -3,7 +3,8 @@
 A batch folds every watch line of a (user, movie) pair into one row (furthest minute, first and
 last seen), keeps the latest rating per pair, one recommendation row per distinct raw line
 (`event_key` = sha1 of the line) and one dead letter per malformed message (keyed by
-`topic:partition:offset`). Replaying the same messages yields the same rows, so writing a batch
+`topic:partition:offset`, the broker's timestamp of the message and the line: offsets are reused
+when a broker loses its log, timestamps are not). Replaying the same messages yields the same rows, so writing a batch
 twice (a crash before the offset commit) leaves the tables unchanged.
 """
 
@@ -25,7 +26,7 @@ from data_parsing.parser import (
     parse_line_fast,
     parse_time,
 )
-from db_utils.queries import DeadLetterRow, RatingRow, RecommendationRow, WatchRow
+from db_utils.queries import DeadLetterRow, RatingRow, RecommendationRow, WatchRow, dead_letter_key
 
 EVENT_TYPES = ("watch", "rating", "recommendation")
 
@@ -34,6 +35,7 @@ EVENT_TYPES = ("watch", "rating", "recommendation")
 class _Message:
     offset: int
     value: bytes | None
+    timestamp: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class Batch:
     size: int = 0
 
     def add_records(self, topic: str, partition: int, records: Sequence[Any]) -> None:
-        """Fold consecutive records of one partition (objects with `.offset` and `.value`).
+        """Fold consecutive records of one partition (objects with `.offset`, `.value`, `.timestamp`).
 
         The consumer's inner loop: watch lines are folded inline from plain tuples.
         """
@@ -82,7 +84,8 @@ class Batch:
             try:
                 parsed = parse(value if value is not None else b"")
             except MalformedLine as bad:
-                self._dead_letter(f"{topic}:{partition}:{record.offset}", bad.reason, bad.detail, value or b"")
+                self._dead_letter(f"{topic}:{partition}:{record.offset}", getattr(record, "timestamp", -1),
+                                  bad.reason, bad.detail, value or b"")
                 continue
             if type(parsed) is tuple:
                 time, user_id, movie_id, minute = parsed
@@ -106,9 +109,9 @@ class Batch:
         self.size += len(records)
         self.offsets[key] = records[-1].offset + 1
 
-    def add(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
+    def add(self, topic: str, partition: int, offset: int, value: bytes | None, timestamp_ms: int = -1) -> None:
         """Fold one Kafka message in; a malformed line becomes a dead letter, never an exception."""
-        self.add_records(topic, partition, [_Message(offset, value)])
+        self.add_records(topic, partition, [_Message(offset, value, timestamp_ms)])
 
     def add_watch(self, event: WatchEvent) -> None:
         pair = (event.user_id, event.movie_id)
@@ -144,11 +147,12 @@ class Batch:
         )
         self.events["recommendation"] += 1
 
-    def _dead_letter(self, source: str, reason: str, detail: str, raw: bytes) -> None:
+    def _dead_letter(self, source: str, timestamp_ms: int, reason: str, detail: str, raw: bytes) -> None:
         text = raw[:MAX_LINE_BYTES].decode("utf-8", errors="replace")
         if len(raw) > MAX_LINE_BYTES:
             detail = f"{detail}; kept the first {MAX_LINE_BYTES} bytes".lstrip("; ")
-        self.dead_letters.append(DeadLetterRow(source=source, reason=reason, raw_line=text, detail=detail or None))
+        self.dead_letters.append(DeadLetterRow(source=source, reason=reason, raw_line=text, detail=detail or None,
+                                               event_key=dead_letter_key(source, timestamp_ms, raw)))
         self.dead_letter_reasons[reason] += 1
 
     def rows(self) -> BatchRows:

@@ -15,28 +15,24 @@ sorts chronologically, so a batch converts only the first/last time of each (use
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from datetime import datetime
 
+from db_utils import ids
+
 MAX_LINE_BYTES = 8192  # 20 results of 300-byte slugs plus the fixed text stay below this
-MAX_SLUG_BYTES = 300  # db_utils movie id column is String(300)
+MAX_SLUG_BYTES = ids.MAX_MOVIE_ID_BYTES
 MAX_RESULTS = 20
-MAX_USER_ID = 2**63 - 1  # BIGINT
+MAX_USER_ID = ids.MAX_USER_ID
 MAX_MINUTE_DIGITS = 6  # up to 999,999: generous (the longest film runs ~51,000 minutes), fits INTEGER
 MAX_LATENCY_MS = 2**31 - 1  # INTEGER
 MAX_SERVER_BYTES = 255  # recommendations.served_by
 MAX_MODEL_VERSION_BYTES = 128  # recommendations.model_version
-MAX_USER_DIGITS = 19
+MAX_USER_DIGITS = ids.MAX_USER_ID_DIGITS
 MAX_TIME_CACHE = 100_000
 
 _DIGITS = b"0123456789"
-# A slug is the lower-cased title with punctuation dropped, words joined by "+", then "+<year>".
-# Accepted ASCII: lower-case letters, digits, printable punctuation except the separators , / and
-# space (the catalogue decides which punctuation it keeps; an unknown movie is still a movie).
-_SLUG_ASCII = (string.ascii_lowercase + string.digits + string.punctuation).replace(",", "").replace("/", "")
-_SLUG_ASCII_BYTES = _SLUG_ASCII.encode("ascii")
-_SERVER_ASCII_BYTES = (string.ascii_letters + string.digits + "-._~+@:[]").encode("ascii")
+_SERVER_ASCII_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+@:[]"
 _TIME_SKELETON = b"--T::"  # what remains of YYYY-MM-DDTHH:MM:SS once the digits are deleted
 
 _WATCH_PREFIX = b"GET /data/m/"
@@ -44,6 +40,12 @@ _RATE_PREFIX = b"GET /rate/"
 _RECO_PREFIX = b"recommendation request "
 _STATUS_SEP = b", status "
 _RESULT_SEP = b", result: "
+
+
+# Every reason code a MalformedLine (and so a dead letter) can carry.
+REASONS = frozenset({"too_long", "empty", "not_utf8", "truncated", "unknown_format", "bad_time", "bad_user",
+                     "bad_movie_id", "bad_minute", "bad_rating", "rating_out_of_range", "bad_server", "bad_status",
+                     "bad_results", "bad_latency"})
 
 
 class MalformedLine(ValueError):
@@ -126,17 +128,15 @@ def parse_time(raw: bytes) -> datetime:
 
 
 def parse_user(raw: bytes) -> int:
-    """A positive decimal integer that fits a BIGINT."""
-    if not raw.isdigit() or len(raw) > MAX_USER_DIGITS:
-        raise MalformedLine("bad_user", _show(raw))
-    value = int(raw)
-    if value <= 0 or value > MAX_USER_ID:
-        raise MalformedLine("bad_user", _show(raw))
-    return value
+    """A user id as db_utils.ids defines it (a positive integer that fits a BIGINT)."""
+    try:
+        return ids.parse_user_id(raw)
+    except ids.InvalidUserId:
+        raise MalformedLine("bad_user", _show(raw)) from None
 
 
 def parse_slug(raw: bytes) -> str:
-    """A catalogue slug (`the+dark+knight+2008`): 1-300 bytes, lower case, no `,` `/` or spaces."""
+    """A movie id as db_utils.ids defines it (a catalogue slug such as `the+dark+knight+2008`)."""
     slug = _slug_cache.get(raw)
     if slug is not None:
         return slug
@@ -148,16 +148,10 @@ def parse_slug(raw: bytes) -> str:
 
 
 def _check_slug(raw: bytes) -> str:
-    if not raw or len(raw) > MAX_SLUG_BYTES:
-        raise MalformedLine("bad_movie_id", _show(raw))
-    if raw.isascii():
-        if raw.translate(None, _SLUG_ASCII_BYTES):
-            raise MalformedLine("bad_movie_id", _show(raw))
-        return raw.decode("ascii")
-    text = raw.decode("utf-8")  # the whole line was checked to be UTF-8 already
-    if not text.isprintable() or text != text.lower() or " " in text or "," in text or "/" in text:
-        raise MalformedLine("bad_movie_id", _show(raw))
-    return text
+    try:
+        return ids.parse_movie_id(raw)
+    except ids.InvalidMovieId:
+        raise MalformedLine("bad_movie_id", _show(raw)) from None
 
 
 def parse_line(raw: bytes) -> Event:

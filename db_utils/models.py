@@ -118,12 +118,14 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    # Where the line came from (`topic:partition:offset`), so a replay does not duplicate it.
-    source: Mapped[str] = mapped_column(String(300), unique=True)
+    # Where the line came from (`topic:partition:offset`); offsets restart when a broker loses its log.
+    source: Mapped[str] = mapped_column(String(300), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
     reason: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
     raw_line: Mapped[str] = mapped_column(Text)
+    # sha1 of source, broker timestamp and raw line: a replay has the same key, a new message a new one.
+    event_key: Mapped[str] = mapped_column(String(40), unique=True, index=True)
 
 
 class Deployment(Base):

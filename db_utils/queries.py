@@ -6,6 +6,7 @@ PostgreSQL and SQLite through each dialect's `INSERT ... ON CONFLICT`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,13 @@ class DeadLetterRow:
     raw_line: str
     detail: str | None = None
     received_at: datetime | None = None
+    # Identity of the message (see dead_letter_key); None: sha1 of source and raw line.
+    event_key: str | None = None
+
+
+def dead_letter_key(source: str, timestamp_ms: int, raw: bytes) -> str:
+    """A dead letter's identity: the same for a replayed message, new for a new message at a reused offset."""
+    return hashlib.sha1(f"{source}@{timestamp_ms}\n".encode() + raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,15 +204,16 @@ def insert_recommendations(session: Session | Connection, rows: Iterable[Recomme
 
 
 def insert_dead_letters(session: Session | Connection, rows: Iterable[DeadLetterRow]) -> int:
-    """Keep unparseable lines once each (keyed by where they came from)."""
-    unique = {r.source: r for r in rows}
+    """Keep unparseable lines once each (keyed by `event_key`: replays add nothing)."""
+    unique = {r.event_key or hashlib.sha1(f"{r.source}\n{r.raw_line}".encode("utf-8", "surrogatepass")).hexdigest(): r
+              for r in rows}
     if not unique:
         return 0
     insert = _insert_for(session, DeadLetter.__table__)
-    statement = insert.on_conflict_do_nothing(index_elements=[DeadLetter.__table__.c.source])
+    statement = insert.on_conflict_do_nothing(index_elements=[DeadLetter.__table__.c.event_key])
     values = []
-    for r in unique.values():
-        value: dict[str, Any] = {"source": r.source, "reason": r.reason, "detail": r.detail,
+    for key, r in unique.items():
+        value: dict[str, Any] = {"event_key": key, "source": r.source, "reason": r.reason, "detail": r.detail,
                                  # PostgreSQL text cannot hold NUL characters.
                                  "raw_line": r.raw_line.replace("\x00", "\\x00")}
         value["received_at"] = r.received_at or datetime.utcnow()

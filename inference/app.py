@@ -2,9 +2,11 @@
 
 GET /recommend/<user_id>  text/plain: one line of 20 comma-separated movie ids, best first (the
                           course contract); JSON (ids, scores, version) with `Accept: application/json`
-                          or `?format=json`. Header X-Model-Version on every answer.
+                          or `?format=json` (`?format=text` forces text; any other format is a 400).
+                          Header X-Model-Version on every answer.
 GET /health               JSON status of the database and the index.
 GET /metrics              Prometheus (movierec.metrics + the inference metrics).
+GET /openapi.json         the contract (inference/openapi.yaml), validated by the tests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from inference.service import InvalidUserId, RecommendationService, parse_user_id
 from inference.settings import InferenceSettings
 from movierec.metrics import instrument_flask
+from movierec.openapi import load_openapi
 
 SERVICE_NAME = "inference"
 bp = Blueprint("inference", __name__)
@@ -25,22 +28,33 @@ def _service() -> RecommendationService:
     return current_app.extensions["movierec_inference"]
 
 
+FORMATS = ("json", "text")
+
+
 def _wants_json() -> bool:
-    if request.args.get("format", "").lower() == "json":
-        return True
+    answer_format = request.args.get("format")
+    if answer_format in ("json", "text"):
+        return answer_format == "json"
     best = request.accept_mimetypes.best_match(["text/plain", "application/json"], default="text/plain")
     return best == "application/json"
+
+
+def _bad_request(message: str) -> Any:
+    if _wants_json():
+        return jsonify(error=message), 400
+    return Response(f"{message}\n", status=400, mimetype="text/plain")
 
 
 @bp.get("/recommend/<path:raw_user_id>")
 def recommend(raw_user_id: str) -> Any:
     service = _service()
+    answer_format = request.args.get("format")
+    if answer_format is not None and answer_format not in FORMATS:
+        return _bad_request(f"format must be json or text, got {answer_format[:20]!r}")
     try:
         user_id = parse_user_id(raw_user_id)
     except InvalidUserId as exc:
-        if _wants_json():
-            return jsonify(error=str(exc)), 400
-        return Response(f"{exc}\n", status=400, mimetype="text/plain")
+        return _bad_request(str(exc))
     answer = service.recommend(user_id)
     result = answer.recommendation
     if _wants_json():
@@ -65,7 +79,12 @@ def health() -> Any:
 def index() -> Any:
     service = _service()
     return jsonify(service="inference", version=service.version, strategy=service.settings.strategy,
-                   endpoints=["/recommend/<user_id>", "/health", "/metrics"])
+                   endpoints=["/recommend/<user_id>", "/health", "/metrics", "/openapi.json"])
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(load_openapi("inference"))
 
 
 def create_app(settings: InferenceSettings | None = None) -> Flask:

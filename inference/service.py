@@ -5,7 +5,6 @@ and turns a user id into an answer that is always a list (fallbacks are counted,
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +12,11 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from db_utils.ids import InvalidUserId, parse_user_id
 from inference.history import DatabaseUnavailable, HistoryStore, history_engine
 from inference.ranking import strategy_named
 from inference.recommender import ChromaNeighbours, Recommendation, Recommender, VectorIndexDown
-from inference.settings import MAX_USER_ID, InferenceSettings
+from inference.settings import InferenceSettings
 from movierec.metrics import LATENCY_BUCKETS_SECONDS
 from vectordb_scripts.neighbours import (
     IndexFormatError,
@@ -35,27 +35,11 @@ FALLBACKS = Counter("movierec_recommend_fallbacks_total", "Answers degraded to t
 RECOMMEND_DURATION = Histogram("movierec_recommend_duration_seconds", "Time to compute one recommendation list",
                                ["version"], buckets=LATENCY_BUCKETS_SECONDS)
 
-_USER_ID = re.compile(r"[0-9]{1,40}")
-
-
-class InvalidUserId(ValueError):
-    """The user id in the URL is not a positive integer of sane size."""
+__all__ = ["InvalidUserId", "NoCatalogue", "RecommendationService", "parse_user_id"]
 
 
 class NoCatalogue(RuntimeError):
     """Neither a neighbour table nor a catalogue could be loaded: nothing can be recommended."""
-
-
-def parse_user_id(raw: str) -> int:
-    """A positive integer user id <= 10^12, or InvalidUserId with the reason."""
-    if not _USER_ID.fullmatch(raw):
-        raise InvalidUserId(f"user id must be a positive integer, got {raw[:40]!r}")
-    user_id = int(raw)
-    if user_id <= 0:
-        raise InvalidUserId("user id must be positive")
-    if user_id > MAX_USER_ID:
-        raise InvalidUserId(f"user id must be at most {MAX_USER_ID}")
-    return user_id
 
 
 def catalogue_only_table(data_dir: Any) -> NeighbourTable:

@@ -11,8 +11,6 @@ from inference.ranking import STRATEGY_VERSIONS, strategy_named
 from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE
 
-MAX_USER_ID = 10**12
-
 
 class InferenceSettings(EnvSettings):
     common: CommonSettings = nested_common()

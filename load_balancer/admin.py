@@ -11,8 +11,19 @@ import logging
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, make_response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from load_balancer import state as deployments
+from load_balancer.admin_schemas import (
+    ADMIN_MAX_BODY_BYTES,
+    Body,
+    BodyError,
+    CanaryWeightBody,
+    DecisionBody,
+    RegisterBackendBody,
+    check_backend_url,
+    parse_body,
+)
 from load_balancer.lb_metrics import RELEASE_DECISIONS
 
 log = logging.getLogger(__name__)
@@ -41,13 +52,24 @@ def _authorise() -> None:
         _deny(401, "wrong admin token")
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        _deny(400, "the body must be a JSON object")
-    return body
+def _body(model: type[Body]) -> Body:
+    """The request body validated by `model` (admin_schemas); 413 past the size limit, 400 if invalid."""
+    try:
+        if request.content_length is not None:
+            if request.content_length > ADMIN_MAX_BODY_BYTES:
+                raise RequestEntityTooLarge()
+        else:
+            # Chunked (no Content-Length): werkzeug cuts the stream one byte over the limit.
+            request.max_content_length = ADMIN_MAX_BODY_BYTES + 1
+        raw = request.get_data(cache=True)
+        if len(raw) > ADMIN_MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        return parse_body(model, raw)
+    except RequestEntityTooLarge:
+        _deny(413, f"body larger than {ADMIN_MAX_BODY_BYTES} bytes")
+    except BodyError as exc:
+        _deny(exc.status, str(exc))
+    raise AssertionError("unreachable")  # _deny always raises
 
 
 def _apply(change: Any) -> Any:
@@ -86,11 +108,7 @@ def list_backends() -> Any:
 
 @admin.route("/canary-weight", methods=["PUT", "POST"])
 def put_canary_weight() -> Any:
-    body = _body()
-    try:
-        weight = float(body["weight"])
-    except (KeyError, TypeError, ValueError):
-        _deny(400, 'body must be {"weight": <number in [0, 1]>}')
+    weight = _body(CanaryWeightBody).weight
     _, ctx = _apply(lambda s: deployments.set_canary_weight(s, weight))
     log.info("admin canary_weight=%s", weight)
     return jsonify(_listing(ctx))
@@ -98,21 +116,24 @@ def put_canary_weight() -> Any:
 
 @admin.post("/backends")
 def register() -> Any:
-    body = _body()
-    for key in ("name", "url"):
-        if not body.get(key):
-            _deny(400, f"missing {key!r} (name main|nightly, url, version)")
-    weight = body.get("weight")
+    from load_balancer.app import context
+
+    body = _body(RegisterBackendBody)
+    try:
+        url = check_backend_url(body.url, context().settings.backend_allowed_hosts)
+    except BodyError as exc:
+        _deny(exc.status, str(exc))
     _, ctx = _apply(lambda s: deployments.register_backend(
-        s, str(body["name"]), str(body["url"]).rstrip("/"), str(body.get("version") or ""),
-        git_ref=body.get("git_ref"), release_id=body.get("release_id"),
-        weight=None if weight is None else float(weight), salt=body.get("salt"), details=body.get("details")))
-    log.info("admin register name=%s url=%s version=%s", body["name"], body["url"], body.get("version"))
+        s, body.name, url, body.version or "", git_ref=body.git_ref, release_id=body.release_id,
+        weight=body.weight, salt=body.salt, details=body.details))
+    log.info("admin register name=%s url=%s version=%s", body.name, url, body.version)
     return jsonify(_listing(ctx)), 201
 
 
 @admin.delete("/backends/<name>")
 def deregister(name: str) -> Any:
+    if name not in deployments.ROLES:
+        _deny(400, f"backend name must be main or nightly, got {name[:40]!r}")
     _, ctx = _apply(lambda s: deployments.deregister_backend(s, name))
     log.info("admin deregister name=%s", name)
     return jsonify(_listing(ctx))
@@ -120,8 +141,8 @@ def deregister(name: str) -> Any:
 
 @admin.post("/promote")
 def promote() -> Any:
-    body = _body()
-    (old_main, new_main), ctx = _apply(lambda s: deployments.promote(s, body.get("metrics"), body.get("note")))
+    body = _body(DecisionBody)
+    (old_main, new_main), ctx = _apply(lambda s: deployments.promote(s, body.metrics, body.note))
     RELEASE_DECISIONS.labels("promote").inc()
     log.info("admin promote version=%s", new_main.version)
     return jsonify({"state": _listing(ctx), "old_main": _describe(old_main), "new_main": _describe(new_main)})
@@ -129,8 +150,8 @@ def promote() -> Any:
 
 @admin.post("/rollback")
 def rollback() -> Any:
-    body = _body()
-    rolled_back, ctx = _apply(lambda s: deployments.rollback(s, body.get("metrics"), body.get("note")))
+    body = _body(DecisionBody)
+    rolled_back, ctx = _apply(lambda s: deployments.rollback(s, body.metrics, body.note))
     RELEASE_DECISIONS.labels("rollback").inc()
     log.info("admin rollback version=%s", rolled_back.version)
     return jsonify({"state": _listing(ctx), "rolled_back": _describe(rolled_back)})

@@ -7,25 +7,34 @@ sessions, and the admin API under `/admin`.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy.orm import Session, sessionmaker
 
 from db_utils.engine import make_engine, make_session_factory
+from db_utils.ids import InvalidUserId, parse_user_id
 from load_balancer.backends import BackendFailure, HealthChecker, SessionPool, fetch, periodic
 from load_balancer.lb_metrics import LB_BACKEND_ERRORS, LB_CANARY_WEIGHT, LB_LATENCY, LB_REQUESTS, LB_RETRIES
 from load_balancer.routing import assign_arm, route_order
 from load_balancer.settings import RouterSettings
 from load_balancer.state import RouterState, bootstrap, load_state
 from movierec.metrics import instrument_flask
+from movierec.openapi import load_openapi
 
 log = logging.getLogger(__name__)
 router = Blueprint("router", __name__)
+
+# What the client may change about the answer, passed on to the backend (inference's contract):
+# JSON instead of text with `Accept: application/json` or `?format=json`.
+FORWARDED_PARAMS = ("format",)
+FORWARDED_HEADERS = ("Accept",)
 
 
 @dataclass
@@ -38,15 +47,19 @@ class RouterContext:
     health: HealthChecker
     state: RouterState = field(default_factory=RouterState)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Read and swap under one lock: a poll that read the rows before an admin change committed must
+    # not overwrite the state the admin request reloaded after it.
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload(self) -> bool:
         """Re-read the deployments; True when the state changed."""
-        with self.sessions() as session:
-            new = load_state(session)
-        changed = new != self.state
+        with self.reload_lock:
+            with self.sessions() as session:
+                new = load_state(session)
+            changed = new != self.state
+            self.state = new
         if changed:
             log.info("router state: %s", new.as_dict())
-            self.state = new
         LB_CANARY_WEIGHT.set(new.canary_weight if new.nightly else 0.0)
         return changed
 
@@ -61,10 +74,32 @@ def context() -> RouterContext:
     return current_app.extensions["movierec_lb"]
 
 
-@router.get("/recommend/<user_id>")
-def recommend(user_id: str) -> Response:
+def _wants_json() -> bool:
+    answer_format = request.args.get("format")
+    if answer_format in ("json", "text"):
+        return answer_format == "json"
+    return request.accept_mimetypes.best_match(["text/plain", "application/json"],
+                                               default="text/plain") == "application/json"
+
+
+def _invalid_user(exc: InvalidUserId) -> Response:
+    """400 before anything is forwarded, in the shape the inference service uses."""
+    LB_REQUESTS.labels("none", "", "400").inc()
+    if _wants_json():
+        return Response(json.dumps({"error": str(exc)}) + "\n", status=400, content_type="application/json")
+    return Response(f"{exc}\n", status=400, content_type="text/plain; charset=utf-8")
+
+
+@router.get("/recommend/<path:raw_user_id>")
+def recommend(raw_user_id: str) -> Response:
     ctx = context()
     started = time.perf_counter()
+    try:
+        user_id = str(parse_user_id(raw_user_id))  # canonical digits: the same user, the same arm
+    except InvalidUserId as exc:
+        return _invalid_user(exc)
+    params = {name: value for name in FORWARDED_PARAMS if (value := request.args.get(name)) is not None}
+    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
     state = ctx.state
     main, nightly = state.main, state.nightly
     assigned = assign_arm(user_id, state.salt, state.canary_weight) if nightly else "main"
@@ -80,8 +115,8 @@ def recommend(user_id: str) -> Response:
             LB_RETRIES.labels(tried[-1]).inc()
         tried.append(name)
         try:
-            answer = fetch(ctx.pool, f"{backend.url}/recommend/{user_id}", ctx.settings.backend_timeout_seconds,
-                           params=request.args.to_dict() or None)
+            answer = fetch(ctx.pool, f"{backend.url}/recommend/{quote(user_id, safe='')}",
+                           ctx.settings.backend_timeout_seconds, params=params or None, headers=headers or None)
         except BackendFailure as failure:
             last_failure = failure
             LB_BACKEND_ERRORS.labels(name, failure.kind).inc()
@@ -102,7 +137,9 @@ def recommend(user_id: str) -> Response:
         status = 503
     LB_REQUESTS.labels("none", "", str(status)).inc()
     LB_LATENCY.labels("none").observe(time.perf_counter() - started)
-    message = f"no backend answered ({last_failure})" if tried else "no backend registered"
+    # The kind only: the failure's text names internal hosts, which the log has and clients need not.
+    message = f"no backend answered ({last_failure.kind if last_failure else 'unknown'})" if tried \
+        else "no backend registered"
     return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
@@ -117,6 +154,12 @@ def health() -> Any:
         "canary_weight": state.canary_weight,
     }
     return jsonify(body), 200
+
+
+@router.get("/openapi.json")
+def openapi() -> Any:
+    """The router's and the admin API's contract (load_balancer/openapi.yaml)."""
+    return jsonify(load_openapi("load_balancer"))
 
 
 def create_app(settings: RouterSettings | None = None, *, background: bool = True) -> Flask:

@@ -45,16 +45,18 @@ class SessionPool:
     def __init__(self, pool_size: int = 16) -> None:
         self._manager = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, retries=False)
 
-    def get(self, url: str, timeout_seconds: float, params: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
-        """GET once (no retries); urllib3 errors propagate."""
-        return self._manager.request("GET", url, fields=params,
+    def get(self, url: str, timeout_seconds: float, params: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """GET once (no retries); urllib3 errors propagate. `params` are URL-encoded by urllib3."""
+        return self._manager.request("GET", url, fields=params, headers=headers,
                                      timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds))
 
 
-def fetch(pool: SessionPool, url: str, timeout_seconds: float, params: dict[str, str] | None = None) -> BackendAnswer:
+def fetch(pool: SessionPool, url: str, timeout_seconds: float, params: dict[str, str] | None = None,
+          headers: dict[str, str] | None = None) -> BackendAnswer:
     """GET `url` once; raise BackendFailure on timeout, refused connection or a 5xx answer."""
     try:
-        response = pool.get(url, timeout_seconds, params)
+        response = pool.get(url, timeout_seconds, params, headers)
     except NewConnectionError as exc:  # a subclass of the timeout errors: test it first
         raise BackendFailure("connect", str(exc)) from exc
     except Urllib3Timeout as exc:

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
+from load_balancer.admin_schemas import DEFAULT_ALLOWED_BACKEND_HOSTS, parse_allowed_hosts
 from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
@@ -38,6 +39,13 @@ class RouterSettings(EnvSettings):
     admin_token: str = setting("LB_ADMIN_TOKEN", "", repr=False)
     online_eval_interval_seconds: float = setting("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, gt=0)
     hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 30.0, gt=0)
+    # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)
+    backend_allowed_hosts: str | tuple[str, ...] = setting("LB_BACKEND_ALLOWED_HOSTS", DEFAULT_ALLOWED_BACKEND_HOSTS)
+
+    @field_validator("backend_allowed_hosts", mode="after")
+    @classmethod
+    def _hosts(cls, value: str | tuple[str, ...]) -> tuple[str, ...]:
+        return parse_allowed_hosts(value) if isinstance(value, str) else tuple(value)
 
     @model_validator(mode="after")
     def _token(self) -> Self:

@@ -100,7 +100,7 @@ def test_unknown_user_gets_popular_good_films(make_client: Callable[..., Any], p
     assert ids[0] in {"the+godfather+1972", "titanic+1997", "star+wars+1977"}  # popular and well rated
 
 
-@pytest.mark.parametrize("raw", ["abc", "-5", "0", "000", "1.5", "1e3", "1000000000001", "9" * 30, "12%2034"])
+@pytest.mark.parametrize("raw", ["abc", "-5", "0", "000", "1.5", "1e3", str(2**63), "9" * 30, "12%2034"])
 def test_bad_user_ids_get_400_with_a_message(make_client: Callable[..., Any], raw: str) -> None:
     response = make_client().get(f"/recommend/{raw}")
     assert response.status_code == 400
@@ -108,8 +108,18 @@ def test_bad_user_ids_get_400_with_a_message(make_client: Callable[..., Any], ra
     assert make_client().get(f"/recommend/{raw}?format=json").get_json()["error"]
 
 
+@pytest.mark.parametrize(("query", "json_answer"), [("?format=json", True), ("?format=text", False), ("", False)])
+def test_format_chooses_the_answer_and_anything_else_is_400(make_client: Callable[..., Any], query: str,
+                                                            json_answer: bool) -> None:
+    response = make_client().get(f"/recommend/5{query}")
+    assert response.status_code == 200 and response.is_json == json_answer
+    for bad in ("xml", "JSON", ""):
+        answer = make_client().get(f"/recommend/5?format={bad}")
+        assert answer.status_code == 400 and "format" in answer.get_data(as_text=True)
+
+
 def test_largest_valid_user_id_is_accepted(make_client: Callable[..., Any]) -> None:
-    assert make_client().get(f"/recommend/{10**12}").status_code == 200
+    assert make_client().get(f"/recommend/{2**63 - 1}").status_code == 200  # db_utils.ids: BIGINT
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

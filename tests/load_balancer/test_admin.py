@@ -57,9 +57,9 @@ def test_register_weight_promote_rollback(db_engine, db_url, data_dir, start_bac
     assert created.json()["nightly"]["weight"] == 0.3 and created.json()["main"]["weight"] == pytest.approx(0.7)
     assert requests.put(f"{admin}/canary-weight", json={"weight": 1.0}, headers=auth(), timeout=5).status_code == 200
     assert requests.get(f"{router.url}/recommend/7", timeout=5).headers["X-Served-By"] == "nightly"
-    assert requests.put(f"{admin}/canary-weight", json={"weight": 2}, headers=auth(), timeout=5).status_code == 409
+    assert requests.put(f"{admin}/canary-weight", json={"weight": 2}, headers=auth(), timeout=5).status_code == 400
     assert requests.post(f"{admin}/backends", json={"name": "x", "url": "u"}, headers=auth(),
-                         timeout=5).status_code == 409
+                         timeout=5).status_code == 400
 
     promoted = requests.post(f"{admin}/promote", json={"metrics": {"p": 0.01}}, headers=auth(), timeout=5).json()
     assert promoted["new_main"]["version"] == "nightly-v2" and promoted["old_main"]["url"] == main_server.url
@@ -92,7 +92,16 @@ def _start_lb(port: int, env: dict[str, str], log_path) -> subprocess.Popen[byte
         process = subprocess.Popen([sys.executable, "-m", "movierec.cli", "lb", "--port", str(port), "--workers", "2"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port("127.0.0.1", port, timeout_seconds=30)
+    # The port opens before the workers have built the app: wait until one answers (a busy machine takes seconds).
+    wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout_seconds=60, what="a router worker")
     return process
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -119,7 +128,7 @@ def test_gunicorn_router_restart_keeps_state_and_workers_follow(postgres_url, pg
                                for _ in range(10)), timeout_seconds=10)
         # Ten answers may all come from one worker: give every worker three state polls (0.5 s) to reload.
         time.sleep(1.5)
-        before = {u: requests.get(f"{router}/recommend/{u}", timeout=5).headers["X-Served-By"] for u in range(60)}
+        before = {u: requests.get(f"{router}/recommend/{u}", timeout=5).headers["X-Served-By"] for u in range(1, 61)}
         listing = requests.get(f"{router}/admin/backends", headers=auth(), timeout=5).json()
     finally:
         _stop(process)
@@ -130,7 +139,7 @@ def test_gunicorn_router_restart_keeps_state_and_workers_follow(postgres_url, pg
             for key in ("url", "version", "weight", "deployment_id"):
                 assert after_listing[name][key] == listing[name][key]
         assert after_listing["salt"] == "s1"
-        after = {u: requests.get(f"{router}/recommend/{u}", timeout=5).headers["X-Served-By"] for u in range(60)}
+        after = {u: requests.get(f"{router}/recommend/{u}", timeout=5).headers["X-Served-By"] for u in range(1, 61)}
         assert after == before  # same users on the same arms after the restart
         assert "nightly" in after.values()
         metrics = requests.get(f"{router}/metrics", timeout=5).text
