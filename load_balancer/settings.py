@@ -28,6 +28,8 @@ class RouterSettings:
     admin_token: str
     online_eval_interval_seconds: float
     hit_horizon_minutes: float
+    alpha: float  # of the per-arm intervals exported with movierec_online_hit_rate
+    margin: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RouterSettings:
@@ -49,6 +51,8 @@ class RouterSettings:
             admin_token=env_str("LB_ADMIN_TOKEN", "", environ),
             online_eval_interval_seconds=env_float("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, environ),
             hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 30.0, environ),
+            alpha=env_float("RELEASE_ALPHA", 0.05, environ),
+            margin=env_float("RELEASE_MARGIN", 0.02, environ),
         )
 
 
@@ -69,7 +73,8 @@ class ReleaseSettings:
     gate_extra_args: str  # more `eval offline` options, shell-quoted (e.g. "--max-users 500")
     serve_strategy: str
     canary_weight: float
-    window_minutes: float
+    window_minutes: float  # the maximum window: the last look decides
+    look_minutes: float  # time between looks of the sequential test
     hit_horizon_minutes: float
     min_users_per_arm: int
     alpha: float
@@ -112,6 +117,7 @@ class ReleaseSettings:
             serve_strategy=env_str("RELEASE_STRATEGY", "", environ),
             canary_weight=env_float("LB_CANARY_WEIGHT", 0.2, environ),
             window_minutes=window,
+            look_minutes=env_float("RELEASE_LOOK_MINUTES", 30.0, environ),
             hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 30.0, environ),
             min_users_per_arm=env_int("RELEASE_MIN_USERS_PER_ARM", 30, environ),
             alpha=env_float("RELEASE_ALPHA", 0.05, environ),
