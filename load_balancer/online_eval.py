@@ -104,7 +104,6 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
     main = load_state(session).main
     if main is None:
         raise EvaluationError("no main backend to compare with")
-    horizon = timedelta(minutes=settings.hit_horizon_minutes)
     main_version = main.version or _reported_version(main.url)
     if not main_version or main_version == row.version:
         verdict = Verdict("rollback", f"main and nightly report the same model version {row.version!r}: "
@@ -113,13 +112,20 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
     registered = (row.metrics or {}).get("registered_at")
     window = timedelta(minutes=settings.window_minutes)
     age = datetime.now() - datetime.fromisoformat(registered) if registered else window
-    final = age >= window - timedelta(seconds=1)  # the look at the end of the maximum window must decide
-    recs, watches = load_window(session, main_version, row.version, horizon, fallback_lookback=age)
-    assigned = {rec.user_id: assign_arm(rec.user_id, row.salt or "", row.weight) == "nightly" for rec in recs}
-    assigned_requests, share = serve_share(recs, assigned, row.version)
+    return look(session, main_version, row.version, row.salt or "", row.weight, age, settings)
+
+
+def look(session: Session, main_version: str, nightly_version: str, salt: str, weight: float, age: timedelta,
+         settings: ReleaseSettings) -> dict[str, Any]:
+    """One look at a nightly `age` after its release: arms, intervals, verdict (reads only)."""
+    horizon = timedelta(minutes=settings.hit_horizon_minutes)
+    final = age >= timedelta(minutes=settings.window_minutes) - timedelta(seconds=1)  # the last look decides
+    recs, watches = load_window(session, main_version, nightly_version, horizon, fallback_lookback=age)
+    assigned = {rec.user_id: assign_arm(rec.user_id, salt, weight) == "nightly" for rec in recs}
+    assigned_requests, share = serve_share(recs, assigned, nightly_version)
     counted = settled(recs, horizon)
     main_arm = summarise_arm(main_version, counted, watches, horizon)
-    nightly_arm = summarise_arm(row.version, counted, watches, horizon)
+    nightly_arm = summarise_arm(nightly_version, counted, watches, horizon)
     verdict = decide(main_arm, nightly_arm, alpha=settings.alpha, margin=settings.margin,
                      min_users_per_arm=settings.min_users_per_arm, final=final, nightly_share=share,
                      nightly_assigned_requests=assigned_requests, min_serve_share=settings.min_nightly_serve_share)
@@ -127,6 +133,7 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
                                                arm_interval(arm, settings.alpha, settings.margin), strict=True))}
             for name, arm in (("main", main_arm), ("nightly", nightly_arm))}
     return {"verdict": verdict.as_dict(), **arms, "final_look": final,
+            "age_minutes": round(age.total_seconds() / 60, 2),
             "nightly_assigned_requests": assigned_requests, "nightly_serve_share": share,
             "horizon_minutes": settings.hit_horizon_minutes, "alpha": settings.alpha, "margin": settings.margin,
             "evaluated_at": datetime.now().isoformat(timespec="seconds")}

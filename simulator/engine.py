@@ -48,6 +48,7 @@ class RunConfig:
     sessions_per_user_day: float = 0.5
     max_remembered_users: int = 200_000
     seed: int = 0
+    every_minute: bool = True  # False: one watch line per session, its first minute (benches that need starts only)
 
 
 @dataclass(slots=True)
@@ -167,7 +168,7 @@ class Simulation:
 
     def _watch(self, at: float, session: Session) -> None:
         self._emit(watch_line(self._when(at), session.user.user_id, session.movie_id, session.minute), "watch")
-        if session.minute < session.last_minute:
+        if session.minute < session.last_minute and self.config.every_minute:
             session.minute += 1
             self._push(at + SECONDS_PER_MINUTE, WATCH, session)
         elif session.rating is not None:
@@ -183,6 +184,11 @@ class Simulation:
     def _end(self, session: Session) -> None:
         self.active_users.discard(session.user.user_id)
         self.stats.active_sessions(len(self.active_users))
+
+    @property
+    def next_event_seconds(self) -> float | None:
+        """Simulated time of the next event (None before `run` or when nothing is left)."""
+        return self._heap[0][0] if self._heap else None
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> dict[str, object]:
