@@ -50,7 +50,7 @@ class RouterSettings:
             state_poll_seconds=env_float("LB_STATE_POLL_SECONDS", 1.0, environ),
             admin_token=env_str("LB_ADMIN_TOKEN", "", environ),
             online_eval_interval_seconds=env_float("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, environ),
-            hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 30.0, environ),
+            hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 10.0, environ),
             alpha=env_float("RELEASE_ALPHA", 0.05, environ),
             margin=env_float("RELEASE_MARGIN", 0.02, environ),
         )
@@ -118,7 +118,7 @@ class ReleaseSettings:
             canary_weight=env_float("LB_CANARY_WEIGHT", 0.2, environ),
             window_minutes=window,
             look_minutes=env_float("RELEASE_LOOK_MINUTES", 30.0, environ),
-            hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 30.0, environ),
+            hit_horizon_minutes=env_float("RELEASE_HIT_HORIZON_MINUTES", 10.0, environ),
             min_users_per_arm=env_int("RELEASE_MIN_USERS_PER_ARM", 30, environ),
             alpha=env_float("RELEASE_ALPHA", 0.05, environ),
             margin=env_float("RELEASE_MARGIN", 0.02, environ),
