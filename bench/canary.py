@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--rank", type=int, default=24, help="simulator taste model rank")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench-canary.png")
     parser.add_argument("--no-record", action="store_true", help="print only, do not write reports/runs")
+    parser.add_argument("--record-name", default="canary", help="reports/runs/<name>.json (partial runs)")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in scenarios if s not in SCENARIOS]
@@ -176,7 +177,7 @@ def main() -> int:
     print(json.dumps(figures, indent=1))
     if not args.no_record:
         plot(figures, results, args.out, settings.window_minutes)
-        record_run("canary", {"scenarios": figures, "trials_per_scenario": args.trials, "users": args.users,
+        record_run(args.record_name, {"scenarios": figures, "trials_per_scenario": args.trials, "users": args.users,
                               "requests_per_minute": args.requests_per_minute,
                               "settings": {"canary_weight": settings.canary_weight,
                                            "look_minutes": settings.look_minutes,

@@ -4,7 +4,7 @@ One canary trial with the real components in process (simulator/canary_trials.py
 with a real viewing history ask a seed main and a blend nightly, every line goes through the real
 parser and writer into SQLite, and `online_eval.look` computes the per-arm hit rates from the
 database. The simulator knows which of the same requests were really followed by a pick from the
-list: the two must agree within METRIC_TOLERANCE per arm, and the lift must have the true sign.
+list: the two agree within ARM_TOLERANCE per arm and LIFT_TOLERANCE on the lift.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from vectordb_scripts.neighbours import load_table
 pytestmark = pytest.mark.slow
 
 # A hit in the log is "a recommended film started within the horizon"; the simulator's hit is "the
-# user picked from the list". They differ when a user later picks a listed film by their own taste
-# (counted as a hit) or picks a listed film whose earlier watch is already logged (missed).
-METRIC_TOLERANCE = 0.03
+# user picked from the list". The log also counts a user who picked nothing from the list but then
+# chose, by their own taste, a film that was on it (a real watch of a recommended film, which the
+# simulator files under "own taste"): the log reads a few points higher on both arms, more for the
+# better list, so the lift agrees more closely than the levels.
+ARM_TOLERANCE = 0.06
+LIFT_TOLERANCE = 0.03
 USERS = 3000
 
 
@@ -50,8 +53,8 @@ def test_logged_hit_rates_match_the_simulators_ground_truth(real_index_dir: Path
     for arm in ("main", "nightly"):
         # The same users: every user the simulator saw answered (up to the cutoff) is in the metric.
         assert result.users[arm] == result.truth_users[arm], report
-        assert abs(result.logged[arm] - result.truth[arm]) <= METRIC_TOLERANCE, report
+        assert -0.01 <= result.logged[arm] - result.truth[arm] <= ARM_TOLERANCE, report
     true_lift = result.truth["nightly"] - result.truth["main"]
     logged_lift = result.logged["nightly"] - result.logged["main"]
     assert true_lift > 0.05 and logged_lift > 0.05, report
-    assert abs(logged_lift - true_lift) <= METRIC_TOLERANCE, report
+    assert abs(logged_lift - true_lift) <= LIFT_TOLERANCE, report
