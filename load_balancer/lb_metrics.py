@@ -18,7 +18,11 @@ LB_BACKEND_UP = Gauge("movierec_lb_backend_up", "Backend health as seen by the a
                       multiprocess_mode="livemostrecent")
 LB_CANARY_WEIGHT = Gauge("movierec_lb_canary_weight", "Share of users routed to the nightly",
                          multiprocess_mode="livemostrecent")
-ONLINE_HIT_RATE = Gauge("movierec_online_hit_rate", "Hit rate of served recommendations per arm (recent window)",
+ONLINE_HIT_RATE = Gauge("movierec_online_hit_rate", "Mean per-user hit rate per arm (newest hour of settled requests)",
                         ["arm"], multiprocess_mode="livemostrecent")
+ONLINE_HIT_RATE_LOWER = Gauge("movierec_online_hit_rate_lower", "Lower end of the arm's always-valid hit rate interval",
+                              ["arm"], multiprocess_mode="livemostrecent")
+ONLINE_HIT_RATE_UPPER = Gauge("movierec_online_hit_rate_upper", "Upper end of the arm's always-valid hit rate interval",
+                              ["arm"], multiprocess_mode="livemostrecent")
 RELEASE_DECISIONS = Counter("movierec_release_decisions_total", "Release decisions applied at the router",
                             ["decision"])

@@ -1,8 +1,10 @@
-"""`movierec eval online <release-id>`: compare the arms on the recommendation log, then decide.
+"""`movierec eval online <release-id>`: one look of the sequential test on the recommendation log.
 
 The window is the nightly's own traffic: from its first to its last logged request (stream time,
 so the clocks of the writers do not matter); main's requests in the same window form the other
-arm. Hits are watches that start within RELEASE_HIT_HORIZON_MINUTES of a request.
+arm. Hits are watches that start within RELEASE_HIT_HORIZON_MINUTES of a request; only requests
+whose horizon has passed count. Each look promotes, rolls back, or schedules the next look
+(every RELEASE_LOOK_MINUTES) until RELEASE_WINDOW_MINUTES after the release, where it must decide.
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ from db_utils.engine import make_engine, make_session_factory
 from db_utils.models import Recommendation, Watch
 from load_balancer import deploy
 from load_balancer.admin_client import AdminClient
-from load_balancer.lb_metrics import ONLINE_HIT_RATE
+from load_balancer.lb_metrics import ONLINE_HIT_RATE, ONLINE_HIT_RATE_LOWER, ONLINE_HIT_RATE_UPPER
 from load_balancer.notify import notify, slack_payload
 from load_balancer.routing import assign_arm
 from load_balancer.schedule import schedule_once
 from load_balancer.settings import ReleaseSettings
 from load_balancer.state import find_release, load_state, update_release_metrics
-from load_balancer.stats import ServedRecommendation, Verdict, WatchStart, decide, serve_share, summarise_arm
+from load_balancer.stats import (
+    ServedRecommendation,
+    Verdict,
+    WatchStart,
+    arm_interval,
+    decide,
+    serve_share,
+    settled,
+    summarise_arm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +104,6 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
     main = load_state(session).main
     if main is None:
         raise EvaluationError("no main backend to compare with")
-    horizon = timedelta(minutes=settings.hit_horizon_minutes)
     main_version = main.version or _reported_version(main.url)
     if not main_version or main_version == row.version:
         verdict = Verdict("rollback", f"main and nightly report the same model version {row.version!r}: "
@@ -102,15 +112,28 @@ def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> di
     registered = (row.metrics or {}).get("registered_at")
     window = timedelta(minutes=settings.window_minutes)
     age = datetime.now() - datetime.fromisoformat(registered) if registered else window
-    recs, watches = load_window(session, main_version, row.version, horizon, fallback_lookback=age)
-    main_arm = summarise_arm(main_version, recs, watches, horizon)
-    nightly_arm = summarise_arm(row.version, recs, watches, horizon)
-    assigned = {rec.user_id: assign_arm(rec.user_id, row.salt or "", row.weight) == "nightly" for rec in recs}
-    assigned_requests, share = serve_share(recs, assigned, row.version)
+    return look(session, main_version, row.version, row.salt or "", row.weight, age, settings)
+
+
+def look(session: Session, main_version: str, nightly_version: str, salt: str, weight: float, age: timedelta,
+         settings: ReleaseSettings) -> dict[str, Any]:
+    """One look at a nightly `age` after its release: arms, intervals, verdict (reads only)."""
+    horizon = timedelta(minutes=settings.hit_horizon_minutes)
+    final = age >= timedelta(minutes=settings.window_minutes) - timedelta(seconds=1)  # the last look decides
+    recs, watches = load_window(session, main_version, nightly_version, horizon, fallback_lookback=age)
+    assigned = {rec.user_id: assign_arm(rec.user_id, salt, weight) == "nightly" for rec in recs}
+    assigned_requests, share = serve_share(recs, assigned, nightly_version)
+    counted = settled(recs, horizon)
+    main_arm = summarise_arm(main_version, counted, watches, horizon)
+    nightly_arm = summarise_arm(nightly_version, counted, watches, horizon)
     verdict = decide(main_arm, nightly_arm, alpha=settings.alpha, margin=settings.margin,
-                     min_users_per_arm=settings.min_users_per_arm, nightly_share=share,
+                     min_users_per_arm=settings.min_users_per_arm, final=final, nightly_share=share,
                      nightly_assigned_requests=assigned_requests, min_serve_share=settings.min_nightly_serve_share)
-    return {"verdict": verdict.as_dict(), "main": main_arm.as_dict(), "nightly": nightly_arm.as_dict(),
+    arms = {name: {**arm.as_dict(), **dict(zip(("estimate", "lower", "upper"),
+                                               arm_interval(arm, settings.alpha, settings.margin), strict=True))}
+            for name, arm in (("main", main_arm), ("nightly", nightly_arm))}
+    return {"verdict": verdict.as_dict(), **arms, "final_look": final,
+            "age_minutes": round(age.total_seconds() / 60, 2),
             "nightly_assigned_requests": assigned_requests, "nightly_serve_share": share,
             "horizon_minutes": settings.hit_horizon_minutes, "alpha": settings.alpha, "margin": settings.margin,
             "evaluated_at": datetime.now().isoformat(timespec="seconds")}
@@ -125,7 +148,8 @@ def _reported_version(url: str) -> str:
 
 
 def run_online_eval(release_id: str, settings: ReleaseSettings) -> str:
-    """Evaluate, then promote / roll back / extend once; record, notify. Returns what was done."""
+    """One look: evaluate, then promote / roll back / schedule the next look; record, notify.
+    Returns what was done."""
     sessions = make_session_factory(make_engine(settings.common.database_url, pool_size=1))
     with sessions() as session:
         evaluation = evaluate(session, release_id, settings)
@@ -136,16 +160,14 @@ def run_online_eval(release_id: str, settings: ReleaseSettings) -> str:
     decision = evaluation["verdict"]["decision"]
     reason = evaluation["verdict"]["reason"]
     history = [*details.get("evaluations", []), evaluation]
-    if decision == "inconclusive" and not details.get("extended"):
+    if decision == "extend":
         when = schedule_once(settings.crontab_path, release_id, _eval_command(settings, release_id),
-                             datetime.now() + timedelta(minutes=settings.window_minutes))
+                             next_look(datetime.now(), details.get("registered_at"), settings))
         with sessions() as session:
             update_release_metrics(session, release_id, {"evaluations": history, "extended": True})
         _notify(settings, "inconclusive", f"Release {release_id}: window extended",
                 f"{reason}. Evaluating again at {when:%H:%M}.", evaluation)
         return "extend"
-    if decision == "inconclusive":
-        decision, reason = "rollback", f"still inconclusive after one extension: {reason}"
     metrics = {"evaluations": history, "decision_reason": reason}
     admin = AdminClient(settings.admin_url, settings.admin_token)
     if decision == "promote":
@@ -160,6 +182,14 @@ def run_online_eval(release_id: str, settings: ReleaseSettings) -> str:
         _remove_worktree(details)
         _notify(settings, "rollback", f"Nightly {version} rolled back", reason, evaluation)
     return decision
+
+
+def next_look(now: datetime, registered_at: str | None, settings: ReleaseSettings) -> datetime:
+    """One look interval from now, but never after the end of the maximum window."""
+    at = now + timedelta(minutes=settings.look_minutes)
+    if registered_at:
+        at = min(at, datetime.fromisoformat(registered_at) + timedelta(minutes=settings.window_minutes))
+    return at
 
 
 def _eval_command(settings: ReleaseSettings, release_id: str) -> str:
@@ -184,13 +214,19 @@ def _notify(settings: ReleaseSettings, event: str, title: str, text: str, evalua
             fields[f"{arm} hit rate"] = (f"{summary['mean_user_hit_rate']:.3f} per user, {summary['users']} users, "
                                          f"{summary['requests']} requests")
     verdict = evaluation.get("verdict") or {}
+    if verdict.get("estimate") is not None:
+        fields["nightly - main"] = (f"{verdict['estimate']:+.3f}, always-valid {1 - settings.alpha:.0%} interval "
+                                    f"[{verdict['lower']:+.3f}, {verdict['upper']:+.3f}]")
     if verdict.get("p_value") is not None:
-        fields["p-value (Welch t-test)"] = f"{verdict['p_value']:.4g}"
+        fields["p-value (always valid, mSPRT)"] = f"{verdict['p_value']:.4g}"
+    if verdict.get("welch_p_value") is not None:
+        fields["p-value (Welch t-test, fixed sample)"] = f"{verdict['welch_p_value']:.4g}"
     notify(settings.slack_webhook_url, slack_payload(event, title, text, fields))
 
 
 def refresh_hit_rate_gauge(ctx: Any) -> None:
-    """`movierec_online_hit_rate{arm}` over the newest traffic of the router's current arms."""
+    """`movierec_online_hit_rate{arm}` (mean per-user hit rate) and its always-valid interval
+    (`..._lower`, `..._upper`) over the newest hour of the router's current arms."""
     state = ctx.state
     main_version, nightly_version = ctx.version_of("main"), ctx.version_of("nightly") if state.nightly else None
     if not main_version:
@@ -199,11 +235,15 @@ def refresh_hit_rate_gauge(ctx: Any) -> None:
     with ctx.sessions() as session:
         recs, watches = load_window(session, main_version, nightly_version or None, horizon,
                                     lookback=timedelta(minutes=60), limit=50_000)
+    counted = settled(recs, horizon)
     for arm, version in (("main", main_version), ("nightly", nightly_version)):
         if version:
-            summary = summarise_arm(version, recs, watches, horizon)
+            summary = summarise_arm(version, counted, watches, horizon)
             if summary.requests:
-                ONLINE_HIT_RATE.labels(arm).set(summary.hit_rate)
+                estimate, lower, upper = arm_interval(summary, ctx.settings.alpha, ctx.settings.margin)
+                ONLINE_HIT_RATE.labels(arm).set(estimate)
+                ONLINE_HIT_RATE_LOWER.labels(arm).set(lower)
+                ONLINE_HIT_RATE_UPPER.labels(arm).set(upper)
 
 
 def main(argv: list[str]) -> int:

@@ -140,10 +140,11 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
         fail("deploy_failed", message)
         raise ReleaseError(message) from exc
 
+    first_look = min(settings.look_minutes, settings.window_minutes)
     evaluate_at = schedule_once(settings.crontab_path, release_id, eval_command(settings, release_id),
-                                datetime.now() + timedelta(minutes=settings.window_minutes))
+                                datetime.now() + timedelta(minutes=first_look))
     notify(settings.slack_webhook_url, slack_payload(
         "deployed", f"Nightly {version} is live", f"{ref} ({sha[:12]}) serves {settings.canary_weight:.0%} of users; "
-        f"online evaluation at {evaluate_at:%Y-%m-%d %H:%M}.",
+        f"first look of the online evaluation at {evaluate_at:%Y-%m-%d %H:%M}.",
         {"release": release_id, "url": started.url, "canary weight": settings.canary_weight}))
     return ReleaseResult(release_id, sha, started.url, version, evaluate_at)

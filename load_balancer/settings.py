@@ -38,7 +38,9 @@ class RouterSettings(EnvSettings):
     state_poll_seconds: float = setting("LB_STATE_POLL_SECONDS", 1.0, gt=0)
     admin_token: str = setting("LB_ADMIN_TOKEN", "", repr=False)
     online_eval_interval_seconds: float = setting("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, gt=0)
-    hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 30.0, gt=0)
+    hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 10.0, gt=0)
+    alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)  # of the per-arm intervals the router exports
+    margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
     # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)
     backend_allowed_hosts: str | tuple[str, ...] = setting("LB_BACKEND_ALLOWED_HOSTS", DEFAULT_ALLOWED_BACKEND_HOSTS)
 
@@ -70,8 +72,9 @@ class ReleaseSettings(EnvSettings):
     gate_extra_args: str = setting("RELEASE_GATE_ARGS", "")  # more `eval offline` options, shell-quoted
     serve_strategy: str = setting("RELEASE_STRATEGY", "")
     canary_weight: float = setting("LB_CANARY_WEIGHT", 0.2, ge=0.0, le=1.0)
-    window_minutes: float = setting("RELEASE_WINDOW_MINUTES", 720.0, ge=1)  # cron resolution
-    hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 30.0, gt=0)
+    window_minutes: float = setting("RELEASE_WINDOW_MINUTES", 720.0, ge=1)  # the maximum window: the last look decides
+    look_minutes: float = setting("RELEASE_LOOK_MINUTES", 30.0, ge=1)  # between looks (cron resolution)
+    hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 10.0, gt=0)
     min_users_per_arm: int = setting("RELEASE_MIN_USERS_PER_ARM", 30, ge=1)
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)
     margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)

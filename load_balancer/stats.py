@@ -2,9 +2,14 @@
 
 A served recommendation is a *hit* when the user starts watching one of the recommended films
 within the horizon after the request. Users are the experimental unit (assignment is sticky per
-user), so the arms are compared on per-user hit rates with a one-sided Welch t-test for
-non-inferiority; a two-proportion z-test over requests is reported alongside. (Per-user rates are
-mostly 0 or 1: a rank test on margin-shifted values would turn every tie into a nightly win.)
+user), so the arms are compared on per-user hit rates.
+
+The decision is sequential: at every scheduled look, the difference nightly - main gets an
+always-valid confidence interval (the normal-mixture mSPRT of Johari et al., "Always valid
+inference", 2017): its coverage holds at every look at once, so looking often and stopping early
+costs no error rate. Promote when the interval's lower end clears -margin (non-inferior), roll
+back when its upper end is below 0 (shown worse), else extend until the maximum window.
+A Welch t-test and a two-proportion z-test are reported alongside (fixed-sample, for reading only).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
-Decision = Literal["promote", "rollback", "inconclusive"]
+Decision = Literal["promote", "rollback", "extend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,13 @@ class ArmSummary:
     def mean_user_hit_rate(self) -> float:
         return sum(self.user_hit_rates) / len(self.user_hit_rates) if self.user_hit_rates else 0.0
 
+    @property
+    def variance_of_mean(self) -> float:
+        """Squared standard error of the mean per-user hit rate (0 with fewer than two users)."""
+        if self.users < 2:
+            return 0.0
+        return float(np.var(self.user_hit_rates, ddof=1)) / self.users
+
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "requests": self.requests, "hits": self.hits, "users": self.users,
                 "hit_rate": round(self.hit_rate, 6), "mean_user_hit_rate": round(self.mean_user_hit_rate, 6)}
@@ -67,11 +79,42 @@ class ArmSummary:
 class Verdict:
     decision: Decision
     reason: str
-    p_value: float | None = None
+    p_value: float | None = None  # always-valid p of the decisive hypothesis (non-inferiority, or "not worse")
     z_p_value: float | None = None
+    estimate: float | None = None  # nightly - main, mean per-user hit rate
+    lower: float | None = None  # always-valid interval of the estimate
+    upper: float | None = None
+    welch_p_value: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def msprt_p_value(estimate: float, variance: float, null: float, tau: float) -> float:
+    """Always-valid p-value for H0 "theta = null" from an estimate ~ N(theta, variance), normal mixture N(null, tau^2).
+
+    p = 1 / likelihood ratio of the mixture against the null, capped at 1 (Johari et al. 2017, eq. 11).
+    """
+    if variance <= 0.0:
+        return 1.0 if estimate == null else 0.0
+    total = variance + tau * tau
+    log_ratio = 0.5 * math.log(variance / total) + tau * tau * (estimate - null) ** 2 / (2.0 * variance * total)
+    return float(min(1.0, math.exp(-log_ratio)))
+
+
+def always_valid_interval(estimate: float, variance: float, alpha: float, tau: float) -> tuple[float, float]:
+    """The (1 - alpha) confidence sequence of the mean: every null outside it has msprt_p_value < alpha."""
+    if variance <= 0.0:
+        return estimate, estimate
+    total = variance + tau * tau
+    half = math.sqrt(variance * total / (tau * tau) * (math.log(total / variance) - 2.0 * math.log(alpha)))
+    return estimate - half, estimate + half
+
+
+def arm_interval(arm: ArmSummary, alpha: float, tau: float) -> tuple[float, float, float]:
+    """(estimate, lower, upper) of one arm's mean per-user hit rate, always valid, clipped to [0, 1]."""
+    lower, upper = always_valid_interval(arm.mean_user_hit_rate, arm.variance_of_mean, alpha, tau)
+    return arm.mean_user_hit_rate, max(0.0, lower), min(1.0, upper)
 
 
 def is_hit(rec: ServedRecommendation, watches: Iterable[WatchStart], horizon: timedelta) -> bool:
@@ -79,6 +122,17 @@ def is_hit(rec: ServedRecommendation, watches: Iterable[WatchStart], horizon: ti
     recommended = set(rec.results)
     end = rec.requested_at + horizon
     return any(w.movie_id in recommended and rec.requested_at <= w.first_seen <= end for w in watches)
+
+
+def settled(recs: Sequence[ServedRecommendation], horizon: timedelta) -> list[ServedRecommendation]:
+    """The requests whose whole horizon lies before the newest logged request (stream time).
+
+    Younger requests cannot have all their hits logged yet; counting them would count their
+    future hits as misses."""
+    if not recs:
+        return []
+    cutoff = max(rec.requested_at for rec in recs) - horizon
+    return [rec for rec in recs if rec.requested_at <= cutoff]
 
 
 def summarise_arm(
@@ -148,22 +202,37 @@ def decide(
     alpha: float,
     margin: float,
     min_users_per_arm: int,
+    final: bool = True,
     nightly_share: float | None = None,
     nightly_assigned_requests: int = 0,
     min_serve_share: float = 0.95,
 ) -> Verdict:
-    """Promote when the nightly is non-inferior at `alpha`; roll back when it is worse or failing;
-    inconclusive when either arm has fewer than `min_users_per_arm` users."""
+    """One look of the sequential test (see the module docstring); `final` = the maximum window is reached,
+    so an undecided look rolls back instead of extending. The mixture's spread is the margin."""
     if nightly_share is not None and nightly_assigned_requests >= min_users_per_arm and nightly_share < min_serve_share:
         return Verdict("rollback", f"nightly answered only {nightly_share:.1%} of its users' requests "
                                    f"(minimum {min_serve_share:.0%}); the router retried the rest on main")
     if main.users < min_users_per_arm or nightly.users < min_users_per_arm:
-        return Verdict("inconclusive", f"too few users: main {main.users}, nightly {nightly.users} "
-                                       f"(minimum {min_users_per_arm} per arm)")
-    p_value = welch_noninferiority(nightly.user_hit_rates, main.user_hit_rates, margin)
+        reason = f"too few users: main {main.users}, nightly {nightly.users} (minimum {min_users_per_arm} per arm)"
+        return Verdict("rollback" if final else "extend",
+                       f"{reason} at the end of the maximum window" if final else reason)
+    estimate = nightly.mean_user_hit_rate - main.mean_user_hit_rate
+    variance = nightly.variance_of_mean + main.variance_of_mean
+    lower, upper = always_valid_interval(estimate, variance, alpha, margin)
+    p_noninferior = msprt_p_value(estimate, variance, -margin, margin) if estimate > -margin else 1.0
+    p_worse = msprt_p_value(estimate, variance, 0.0, margin) if estimate < 0 else 1.0
+    welch_p = welch_noninferiority(nightly.user_hit_rates, main.user_hit_rates, margin)
     z_p = two_proportion_noninferiority(nightly.hits, nightly.requests, main.hits, main.requests, margin)
-    summary = (f"per-user hit rate nightly {nightly.mean_user_hit_rate:.3f} vs main {main.mean_user_hit_rate:.3f}, "
-               f"non-inferiority margin {margin}, Welch t-test p={p_value:.4g}")
-    if p_value < alpha:
-        return Verdict("promote", f"nightly not worse: {summary} < alpha {alpha}", p_value, z_p)
-    return Verdict("rollback", f"nightly worse or not shown non-inferior: {summary} >= alpha {alpha}", p_value, z_p)
+    summary = (f"per-user hit rate nightly {nightly.mean_user_hit_rate:.3f} vs main {main.mean_user_hit_rate:.3f} "
+               f"({nightly.users} vs {main.users} users): difference {estimate:+.3f}, "
+               f"{1 - alpha:.0%} always-valid interval [{lower:+.3f}, {upper:+.3f}]")
+    figures = {"z_p_value": z_p, "estimate": estimate, "lower": lower, "upper": upper, "welch_p_value": welch_p}
+    if lower > -margin:
+        return Verdict("promote", f"nightly non-inferior (margin {margin}): {summary}, p={p_noninferior:.3g}",
+                       p_noninferior, **figures)
+    if upper < 0:
+        return Verdict("rollback", f"nightly worse: {summary}, p={p_worse:.3g}", p_worse, **figures)
+    if final:
+        return Verdict("rollback", f"not shown non-inferior within the maximum window: {summary}, "
+                                   f"p={p_noninferior:.3g}", p_noninferior, **figures)
+    return Verdict("extend", f"undecided: {summary}, p={p_noninferior:.3g}", p_noninferior, **figures)

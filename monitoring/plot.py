@@ -28,6 +28,18 @@ def format_value(value: float, unit: str) -> str:
     return _UNITS.get(unit, _UNITS["short"])[1](value)
 
 
+def interval_pairs(series: list[Series]) -> list[tuple[list[float], list[float], list[float]]]:
+    """(times, lower, upper) of every `<name> lower` / `<name> upper` pair, on their common timestamps."""
+    by_name = {line.name: dict(line.points) for line in series}
+    pairs = []
+    for name, lower in by_name.items():
+        upper = by_name.get(name.removesuffix(" lower") + " upper") if name.endswith(" lower") else None
+        if upper:
+            times = sorted(set(lower) & set(upper))
+            pairs.append((times, [lower[t] for t in times], [upper[t] for t in times]))
+    return pairs
+
+
 def render_png(
     title: str, unit: str, series: list[Series], *, start: float, end: float,
     width_px: int = 640, height_px: int = 300, error: str | None = None,
@@ -45,8 +57,12 @@ def render_png(
         times = [datetime.fromtimestamp(t) for t, _ in line.points]
         values = [v for _, v in line.points]
         last = format_value(values[-1], unit)
-        axes.plot(times, values, linewidth=1.2, label=f"{line.name}  (last {last})")
+        bound = line.name.endswith((" lower", " upper"))  # an interval's ends: dashed, shaded between
+        axes.plot(times, values, linewidth=0.8 if bound else 1.2, linestyle="--" if bound else "-",
+                  label=f"{line.name}  (last {last})")
         drawn += 1
+    for times, low, high in interval_pairs(series):
+        axes.fill_between([datetime.fromtimestamp(t) for t in times], low, high, alpha=0.15)
     axes.set_xlim(datetime.fromtimestamp(start), datetime.fromtimestamp(end))
     axes.xaxis.set_major_formatter(DateFormatter("%H:%M:%S" if end - start <= 3600 else "%d %H:%M"))
     axes.tick_params(labelsize=8)

@@ -48,6 +48,8 @@ class RunConfig:
     sessions_per_user_day: float = 0.5
     max_remembered_users: int = 200_000
     seed: int = 0
+    every_minute: bool = True  # False: one watch line per session, its first minute (benches that need starts only)
+    best_hit: bool = True  # False: skip the oracle list per request (best_hit_rate then reads 0)
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ class Simulation:
         self._heap: list[tuple[float, int, int, Session | None]] = []
         self._seq = 0
         self.emitted = 0
+        self.now_seconds = 0.0  # simulated time of the event being handled
 
     # ---- scheduling -------------------------------------------------------------------
     def _push(self, at: float, kind: int, session: Session | None) -> None:
@@ -138,8 +141,10 @@ class Simulation:
         if positions:
             known = np.array([items[k] for k in positions], dtype=np.int64)
             utilities[positions] = self.tastes.utilities(user.factors, user.bias, known)
-        best = oracle_list(self.tastes, user.factors, user.bias, seen, self.behaviour.top_n)
-        best_hit = hit_probability(self.tastes.utilities(user.factors, user.bias, best), self.behaviour)
+        best_hit = 0.0
+        if self.config.best_hit:
+            best = oracle_list(self.tastes, user.factors, user.bias, seen, self.behaviour.top_n)
+            best_hit = hit_probability(self.tastes.utilities(user.factors, user.bias, best), self.behaviour)
         picked = choose_from_list(utilities, self.rng, self.behaviour)
         self.stats.answered(response.model_version, picked is not None, hit_probability(utilities, self.behaviour),
                             best_hit)
@@ -167,7 +172,7 @@ class Simulation:
 
     def _watch(self, at: float, session: Session) -> None:
         self._emit(watch_line(self._when(at), session.user.user_id, session.movie_id, session.minute), "watch")
-        if session.minute < session.last_minute:
+        if session.minute < session.last_minute and self.config.every_minute:
             session.minute += 1
             self._push(at + SECONDS_PER_MINUTE, WATCH, session)
         elif session.rating is not None:
@@ -183,6 +188,11 @@ class Simulation:
     def _end(self, session: Session) -> None:
         self.active_users.discard(session.user.user_id)
         self.stats.active_sessions(len(self.active_users))
+
+    @property
+    def next_event_seconds(self) -> float | None:
+        """Simulated time of the next event (None before `run` or when nothing is left)."""
+        return self._heap[0][0] if self._heap else None
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> dict[str, object]:
@@ -204,7 +214,7 @@ class Simulation:
                     time.sleep(min(wait, 0.2))  # short naps keep stop checks responsive
                     continue
             heapq.heappop(self._heap)
-            sim_time = at
+            sim_time = self.now_seconds = at
             if kind == ARRIVAL:
                 self._start_session(at)
                 self._push(at + float(self.rng.exponential(self.mean_gap_seconds)), ARRIVAL, None)

@@ -117,7 +117,7 @@ def start_platform(postgres_url: str, data_dir: Path, repo: Path, main_url: str,
         "LB_STATE_POLL_SECONDS": "0.5", "LB_HEALTH_INTERVAL_SECONDS": "0.5", "LB_ONLINE_EVAL_INTERVAL_SECONDS": "5",
         "LB_CANARY_WEIGHT": "0.5", "RELEASE_REPO_DIR": str(repo), "RELEASE_WINDOW_MINUTES": "1",
         "RELEASE_NIGHTLY_PORT": str(free_port()), "RELEASE_MIN_USERS_PER_ARM": "15",
-        "RELEASE_HIT_HORIZON_MINUTES": "5", "RELEASE_START_TIMEOUT_SECONDS": "60", "SLACK_WEBHOOK_URL": webhook_url,
+        "RELEASE_HIT_HORIZON_MINUTES": "0.25", "RELEASE_START_TIMEOUT_SECONDS": "60", "SLACK_WEBHOOK_URL": webhook_url,
         "SCHEDULER_TICK_SECONDS": "1", "RELEASE_GATE_STRATEGY": "blend",
     })
     env.update(overrides)

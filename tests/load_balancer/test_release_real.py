@@ -48,6 +48,7 @@ MAIN_STRATEGY = "seed"  # the original logic, the weakest strategy both offline 
 MAIN_VERSION = "seed-v1"
 TAG = "release-recommender-nightly-blend"
 MIN_USERS_PER_ARM = 40
+MARGIN = 0.02  # RELEASE_MARGIN's default
 # Simulated users: few enough that they come back within the window (so the nightly knows their
 # history), lines/s high enough for a few hundred requests per arm in about two minutes.
 SIM_USERS = 300
@@ -222,6 +223,8 @@ def test_blend_nightly_is_promoted_over_a_weak_main_on_simulated_users(
     assert decided.role == "main" and decided.metrics["decision"] == "promote"
     assert decided.metrics["decision_reason"] == evaluation["verdict"]["reason"]
     assert evaluation["verdict"]["decision"] == "promote" and evaluation["verdict"]["p_value"] < 0.05
+    verdict = evaluation["verdict"]
+    assert -MARGIN < verdict["lower"] < verdict["estimate"] < verdict["upper"] and evaluation["final_look"], report
     assert min(online["main"]["users"], online["nightly"]["users"]) >= MIN_USERS_PER_ARM
     assert evaluation["nightly_serve_share"] >= 0.95
     assert online["nightly"]["mean_user_hit_rate"] > online["main"]["mean_user_hit_rate"], report
@@ -241,4 +244,4 @@ def test_blend_nightly_is_promoted_over_a_weak_main_on_simulated_users(
     promoted = next(p for p in slack_receiver.payloads if "promoted to main" in p["text"])
     assert promoted["blocks"][0]["type"] == "header"
     body = json.dumps(promoted["blocks"])
-    assert "nightly hit rate" in body and "main hit rate" in body and "Welch t-test" in body
+    assert "nightly hit rate" in body and "main hit rate" in body and "always valid, mSPRT" in body

@@ -1,9 +1,8 @@
-"""The crontab file and its scheduler, the Slack payloads, the inconclusive -> extend -> roll back path."""
+"""The crontab file and its scheduler, the Slack payloads, the undecided -> extend -> roll back path."""
 
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from load_balancer.notify import notify, slack_payload
 from load_balancer.online_eval import run_online_eval
 from load_balancer.schedule import ceil_minute, run_scheduler, schedule_once, scheduled_once, take_due_jobs
 from load_balancer.settings import ReleaseSettings
-from load_balancer.state import find_release, register_backend
+from load_balancer.state import find_release, register_backend, update_release_metrics
 from tests.load_balancer.helpers import ADMIN_TOKEN, router_settings
 
 
@@ -61,29 +60,36 @@ def test_slack_payload_format_and_delivery(slack_receiver) -> None:
     assert not notify("http://127.0.0.1:9/hook", payload, timeout_seconds=1)  # unreachable: never raises
 
 
-def test_inconclusive_extends_once_then_rolls_back(postgres_url, pg_engine: Engine, data_dir, start_backend,
-                                                  start_router, slack_receiver, monkeypatch) -> None:
+def test_undecided_looks_extend_until_the_maximum_window_then_roll_back(
+        postgres_url, pg_engine: Engine, data_dir, start_backend, start_router, slack_receiver) -> None:
     _, main_server = start_backend("main-v1")
     _, nightly_server = start_backend("nightly-v2")
     _, router = start_router(router_settings(postgres_url, data_dir, LB_MAIN_URL=main_server.url))
+    registered = datetime.now()
     with Session(pg_engine) as session:
         register_backend(session, "main", main_server.url, "main-v1")
         register_backend(session, "nightly", nightly_server.url, "nightly-v2", release_id="r-quiet", weight=0.2,
-                         details={"registered_at": datetime.now().isoformat()})
+                         details={"registered_at": registered.isoformat()})
     settings = ReleaseSettings.from_env({
         "MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": postgres_url, "LB_ADMIN_URL": router.url,
-        "LB_ADMIN_TOKEN": ADMIN_TOKEN, "RELEASE_WINDOW_MINUTES": "30", "SLACK_WEBHOOK_URL": slack_receiver.url})
-    started = time.time()
+        "LB_ADMIN_TOKEN": ADMIN_TOKEN, "RELEASE_WINDOW_MINUTES": "50", "RELEASE_LOOK_MINUTES": "30",
+        "SLACK_WEBHOOK_URL": slack_receiver.url})
     assert run_online_eval("r-quiet", settings) == "extend"  # no traffic at all: too few users
     when = scheduled_once(settings.crontab_path)["r-quiet"]
-    assert timedelta(minutes=29) < when - datetime.fromtimestamp(started) <= timedelta(minutes=31)
+    assert timedelta(minutes=29) < when - registered <= timedelta(minutes=31)  # one look interval later
     assert "window extended" in slack_receiver.payloads[-1]["text"]
+    assert run_online_eval("r-quiet", settings) == "extend"
+    # The next look would pass the maximum window: it is moved to the window's end.
+    assert scheduled_once(settings.crontab_path)["r-quiet"] - registered <= timedelta(minutes=51)
+    with Session(pg_engine) as session:  # the maximum window has passed: the last look decides
+        update_release_metrics(session, "r-quiet", {"registered_at": (registered - timedelta(minutes=50)).isoformat()})
     assert run_online_eval("r-quiet", settings) == "rollback"
     with Session(pg_engine) as session:
         row = find_release(session, "r-quiet")
         assert row is not None and row.status == "rolled_back"
-        assert "still inconclusive after one extension" in row.metrics["decision_reason"]
-        assert len(row.metrics["evaluations"]) == 2
+        assert "too few users" in row.metrics["decision_reason"]
+        assert "maximum window" in row.metrics["decision_reason"]
+        assert len(row.metrics["evaluations"]) == 3 and row.metrics["evaluations"][-1]["final_look"]
     assert "rolled back" in slack_receiver.payloads[-1]["text"]
     with pytest.raises(Exception, match="no longer the nightly"):
         run_online_eval("r-quiet", settings)

@@ -125,7 +125,7 @@ def start_services(stack: LiveStack) -> None:
         **base, "LB_MAIN_URL": f"http://127.0.0.1:{ports['inference-main']}",
         "LB_NIGHTLY_URL": f"http://127.0.0.1:{ports['inference-nightly']}", "LB_CANARY_WEIGHT": "0.5",
         "LB_ADMIN_TOKEN": ADMIN_TOKEN, "LB_WORKERS": "1", "LB_THREADS": "4", "LB_BACKEND_TIMEOUT_SECONDS": "0.8",
-        "LB_ONLINE_EVAL_INTERVAL_SECONDS": "2", "RELEASE_HIT_HORIZON_MINUTES": "30",
+        "LB_ONLINE_EVAL_INTERVAL_SECONDS": "2", "RELEASE_HIT_HORIZON_MINUTES": "10",
     }, health_path="/health")
     _try_start(stack, "simulator", "simulator.cli",
                ["simulate", "--output", "kafka", "--users", "300", "--rate", "60", "--speed", "120",

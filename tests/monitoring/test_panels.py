@@ -25,7 +25,7 @@ from monitoring.panels import (
     parse_range,
     series_from_matrix,
 )
-from monitoring.plot import format_value, render_png
+from monitoring.plot import format_value, interval_pairs, render_png
 
 
 def test_dashboard_json_has_the_required_panels() -> None:
@@ -135,6 +135,26 @@ def test_render_png_draws_series_and_empty_panels() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
     empty = render_png("latency", "s", [], start=1000.0, end=1060.0)
     assert empty.startswith(b"\x89PNG") and empty != png
+
+
+def test_interval_bounds_pair_up_and_are_shaded() -> None:
+    points = [(1000.0 + i, 0.5) for i in range(10)]
+    series = [Series("hit rate main", {}, points),
+              Series("interval main lower", {}, [(t, v - 0.1) for t, v in points]),
+              Series("interval main upper", {}, [(t, v + 0.1) for t, v in points[2:]]),
+              Series("interval nightly lower", {}, points)]  # no upper: nothing to shade
+    [(times, low, high)] = interval_pairs(series)
+    assert times == [t for t, _ in points[2:]] and low == [0.4] * 8 and high == [0.6] * 8
+    shaded = render_png("hit rate", "percentunit", series, start=1000.0, end=1010.0)
+    plain = render_png("hit rate", "percentunit", series[:1], start=1000.0, end=1010.0)
+    assert shaded.startswith(b"\x89PNG") and shaded != plain
+
+
+def test_the_canary_panel_shows_each_arms_interval() -> None:
+    panel = next(p for p in load_dashboard().panels if "Online hit rate" in p.title)
+    exprs = " ".join(t.expr for t in panel.targets)
+    for name in ("movierec_online_hit_rate", "movierec_online_hit_rate_lower", "movierec_online_hit_rate_upper"):
+        assert f"({name})" in exprs
 
 
 def test_format_value_by_unit() -> None:

@@ -1,0 +1,196 @@
+"""Does the canary decide right, and fast? Repeated canary trials with the real components.
+
+    python bench/canary.py                       # every scenario, 40 trials each (default settings)
+    python bench/canary.py --scenarios aa_blend,blend_over_seed --trials 10
+
+Trials run in process and in simulated time (simulator/canary_trials.py): the simulator's users
+(tastes fitted on ML-1M) against two `RecommendationService`s with the real rankers, split by the
+router's `assign_arm` with a fresh salt per trial, every stream line through the real parser and
+writer into SQLite, and `load_balancer.online_eval.look` with the release settings from the
+environment (defaults: `.env.example`) at every look. The users' histories (ten simulated days of
+viewing, no recommendations) are built once per run into a template database each trial copies.
+Traffic: `--requests-per-minute` (default 174: the platform's simulator defaults, 1,000,000 users x
+0.5 sessions a day x half of the sessions asking) over `--users` users. Ground truth per trial:
+the simulator's own hits and expected hit probabilities of the same requests, next to what the
+database-computed metric read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.ranking import strategy_named
+from inference.recommender import Recommender
+from load_balancer.settings import ReleaseSettings
+from movierec.benchlog import REPORTS_DIR, record_run
+from movierec.testing import test_data_dir
+from simulator.canary_trials import (
+    HISTORY_DAYS,
+    SCENARIOS,
+    MemoRecommender,
+    TrialOptions,
+    TrialResult,
+    build_history,
+    run_trial,
+)
+from simulator.tastes import TasteParams
+from simulator.tastes_store import load_tastes
+from simulator.users import Population
+from vectordb_scripts.neighbours import load_table
+
+
+def summarise(results: list[TrialResult]) -> dict[str, Any]:
+    """Per scenario: decision shares, time to decision (simulated and wall), true and logged lift."""
+    figures: dict[str, Any] = {}
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        rows = [r for r in results if r.scenario == scenario]
+        n = len(rows)
+        minutes = [r.decided_at_minutes for r in rows]
+        walls = [r.wall_seconds / 60.0 for r in rows]
+        figures[scenario] = {
+            "main": SCENARIOS[scenario][0], "nightly": SCENARIOS[scenario][1], "trials": n,
+            "promoted": round(sum(r.decision == "promote" for r in rows) / n, 3),
+            "rolled_back": round(sum(r.decision == "rollback" for r in rows) / n, 3),
+            "decided_before_max_window": round(sum(not r.reason.startswith(("not shown", "too few")) for r in rows)
+                                               / n, 3),
+            "median_minutes_simulated": round(statistics.median(minutes), 1),
+            "p90_minutes_simulated": round(float(np.percentile(minutes, 90)), 1),
+            "median_minutes_wall": round(statistics.median(walls), 3),
+            "p90_minutes_wall": round(float(np.percentile(walls, 90)), 3),
+            "true_lift": round(float(np.mean([r.truth["nightly"] - r.truth["main"] for r in rows])), 4),
+            "true_expected_lift": round(float(np.mean([r.truth_expected["nightly"] - r.truth_expected["main"]
+                                                       for r in rows])), 4),
+            "logged_lift": round(float(np.mean([r.logged["nightly"] - r.logged["main"] for r in rows])), 4),
+            "logged_minus_true_hit_rate": {arm: round(float(np.mean([r.logged[arm] - r.truth[arm] for r in rows])), 4)
+                                           for arm in ("main", "nightly")},
+            "truth_hit_rate": {arm: round(float(np.mean([r.truth[arm] for r in rows])), 4)
+                               for arm in ("main", "nightly")},
+            "median_users_per_arm_at_decision": {arm: int(statistics.median(r.users[arm] for r in rows))
+                                                 for arm in ("main", "nightly")},
+        }
+    return figures
+
+
+def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window_minutes: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(figures)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = np.arange(len(names))
+    promoted = [figures[s]["promoted"] for s in names]
+    rolled = [figures[s]["rolled_back"] for s in names]
+    left.bar(x, promoted, color="tab:green", label="promoted")
+    left.bar(x, rolled, bottom=promoted, color="tab:red", label="rolled back")
+    for i, s in enumerate(names):
+        left.text(i, 1.02, f"lift {figures[s]['true_lift']:+.3f}", ha="center", fontsize=8)
+    left.set_xticks(x, [s.replace("_", " ") for s in names], rotation=20, fontsize=8)
+    left.set_ylim(0, 1.12)
+    left.set_ylabel("share of trials")
+    left.set_title("Decisions (true lift = simulator's ground truth)")
+    left.legend(loc="lower right", fontsize=8)
+    data = [[r.decided_at_minutes / 60 for r in results if r.scenario == s] for s in names]
+    right.boxplot(data, whis=(10, 90))
+    right.axhline(12, color="grey", linestyle="--", label="original fixed window (12 h)")
+    right.axhline(window_minutes / 60, color="black", linestyle=":", label="maximum window")
+    right.set_xticks(x + 1, [s.replace("_", " ") for s in names], rotation=20, fontsize=8)
+    right.set_ylabel("simulated hours to decision")
+    right.set_title("Time to decision (box: quartiles, whiskers: p10-p90)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--trials", type=int, default=40, help="trials per scenario")
+    parser.add_argument("--users", type=int, default=10_000, help="simulated users (with histories)")
+    parser.add_argument("--requests-per-minute", type=float, default=174.0, help="recommendation requests, both arms")
+    parser.add_argument("--recommend-fraction", type=float, default=0.5, help="share of sessions that ask")
+    parser.add_argument("--history-films", type=float, default=5.0, help="films per user in the history, on average")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", type=Path, default=None, help="catalogue + neighbour table (default: tests')")
+    parser.add_argument("--rank", type=int, default=24, help="simulator taste model rank")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench-canary.png")
+    parser.add_argument("--no-record", action="store_true", help="print only, do not write reports/runs")
+    parser.add_argument("--record-name", default="canary", help="reports/runs/<name>.json (partial runs)")
+    args = parser.parse_args()
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    data_dir = args.data_dir or test_data_dir()
+    settings = ReleaseSettings.from_env()
+    print(f"canary benchmark: {', '.join(scenarios)}; {args.trials} trials each; {args.users:,} users, "
+          f"{args.requests_per_minute:g} requests/min; canary weight {settings.canary_weight}, looks every "
+          f"{settings.look_minutes:g} min up to {settings.window_minutes:g} min, alpha {settings.alpha}, "
+          f"margin {settings.margin}, horizon {settings.hit_horizon_minutes:g} min, "
+          f"min users/arm {settings.min_users_per_arm}")
+    wall_start = time.perf_counter()
+    tastes = load_tastes(data_dir, TasteParams(rank=args.rank))
+    population = Population(tastes, n_users=args.users, seed=args.seed)
+    table = load_table(data_dir / "index" / "neighbours.npz")
+    needed = {strategy for s in scenarios for strategy in SCENARIOS[s]}
+    recommenders = {name: MemoRecommender(Recommender(table, strategy_named(name))) for name in needed}
+    options = TrialOptions(args.users, args.requests_per_minute, args.recommend_fraction, args.seed)
+    results: list[TrialResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-canary-") as tmp:
+        workdir = Path(tmp)
+        template = workdir / "history.db"
+        history = build_history(population, f"sqlite:///{template}", args.history_films / HISTORY_DAYS, args.seed)
+        print(f"history: {history['events_total']:,} lines ({history['sessions']:,} sessions) in "
+              f"{history['wall_seconds']:.0f} s")
+        for scenario in scenarios:
+            for trial in range(args.trials):
+                result = run_trial(scenario, trial, recommenders, population, template, workdir, settings, options)
+                results.append(result)
+                print(f"  {scenario:<22} #{trial:<3} {result.decision:<8} at {result.decided_at_minutes:6.0f} min "
+                      f"({result.looks} looks, {result.wall_seconds:5.1f} s wall)  estimate "
+                      f"{result.estimate if result.estimate is None else round(result.estimate, 3)}  "
+                      f"true lift {result.truth['nightly'] - result.truth['main']:+.3f}", flush=True)
+    figures = summarise(results)
+    for name, memo in recommenders.items():
+        print(f"{name}: {memo.misses:,} rankings computed, {memo.hits:,} repeated histories answered from memory")
+    total_minutes = (time.perf_counter() - wall_start) / 60
+    print()
+    print(f"{'scenario':<22} {'promoted':>8} {'rolled':>7} {'median min':>10} {'p90 min':>8} {'wall med s':>10} "
+          f"{'true lift':>9} {'logged':>7}")
+    for name, f in figures.items():
+        print(f"{name:<22} {f['promoted']:>8.0%} {f['rolled_back']:>7.0%} {f['median_minutes_simulated']:>10.0f} "
+              f"{f['p90_minutes_simulated']:>8.0f} {f['median_minutes_wall'] * 60:>10.1f} {f['true_lift']:>+9.3f} "
+              f"{f['logged_lift']:>+7.3f}")
+    print(f"original design: one fixed decision at 720 simulated minutes; bench wall time {total_minutes:.1f} min")
+    print(json.dumps(figures, indent=1))
+    if not args.no_record:
+        plot(figures, results, args.out, settings.window_minutes)
+        record_run(args.record_name, {"scenarios": figures, "trials_per_scenario": args.trials, "users": args.users,
+                              "requests_per_minute": args.requests_per_minute,
+                              "settings": {"canary_weight": settings.canary_weight,
+                                           "look_minutes": settings.look_minutes,
+                                           "window_minutes": settings.window_minutes, "alpha": settings.alpha,
+                                           "margin": settings.margin,
+                                           "horizon_minutes": settings.hit_horizon_minutes,
+                                           "min_users_per_arm": settings.min_users_per_arm},
+                              "bench_wall_minutes": round(total_minutes, 1)},
+                   notes="In-process trials: real simulator, rankers, parser, writer (SQLite) and decision code; "
+                         "simulated time. Times to decision are simulated minutes at the stated traffic.")
+        print(f"plot: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
