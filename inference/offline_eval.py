@@ -5,18 +5,21 @@ are held out and the earlier ones are the history. Co-rating neighbours are re-l
 training part only (no leakage); content neighbours and popularity come from the built index.
 Every strategy ranks the same candidates: catalogue films that exist in ML-1M, minus the user's
 history. Blend weights were chosen on even user ids; the report uses odd user ids by default.
+EASE, recency-weighted EASE, ALS and `ranker` (the learned ranker's recipe) are fitted on the
+training part (inference.reference); `--model` adds a trained artifact as the strategy `model`.
 Exit status 1 when the gated strategy is below `--min-hr` or below popularity.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,14 +38,16 @@ from inference.ranking import (
     strategy_named,
 )
 from inference.recommender import build_profile
+from inference.reference import FITTED, fit_reference
 from movierec.settings import CommonSettings
 from vectordb_scripts.index import COOC_K, cooccurrence_for
 from vectordb_scripts.neighbours import IndexFormatError, IndexMissing, NeighbourTable, load_table, popular_good_order
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STRATEGIES = "seed,blend,popularity,itemknn,mostrated"
-EVAL_ONLY = ("mostrated",)  # baselines that exist only here (most-rated films of the training part)
+DEFAULT_STRATEGIES = "seed,blend,popularity,itemknn,mostrated,als,ease,ease-recency,ranker"
+EVAL_ONLY = ("mostrated", *FITTED)  # exist only here: most-rated films, and strategies fitted on the training part
+ARTIFACT = "model"  # a trained artifact (`--model`), evaluated as it is
 EvalStrategy = Callable[[UserProfile, Catalogue, int], Ranked]
 
 
@@ -118,6 +123,10 @@ def evaluate(table: NeighbourTable, ratings: pd.DataFrame, config: EvalConfig, c
     for name in config.strategies:
         if name == "mostrated":
             strategies[name] = (rank_popularity, most_rated_catalogue(table, train, allowed))
+        elif name in FITTED:
+            fit_started = time.perf_counter()
+            strategies[name] = (fit_reference(name, train, table), served)
+            log.info("fitted strategy=%s seconds=%.1f", name, time.perf_counter() - fit_started)
         else:
             strategies[name] = (strategy_named(name), served)
     for name, fn in (extra or {}).items():
@@ -154,8 +163,16 @@ def _histories(train: pd.DataFrame) -> dict[int, list[HistoryItem]]:
     return histories
 
 
+def report_json(result: EvalResult, gate_line: str | None = None) -> dict:
+    """The table as data (reports/offline-eval.json): protocol, counts, one row per strategy, gate."""
+    return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "config": asdict(result.config),
+            "users": result.users, "train_ratings": result.train_ratings, "test_ratings": result.test_ratings,
+            "candidates": result.candidates, "seconds": round(result.seconds, 1),
+            "strategies": [asdict(s) for s in result.scores.values()], "gate": gate_line, "notes": result.notes}
+
+
 def write_report(result: EvalResult, report_dir: Path, gate_line: str | None = None) -> Path:
-    """reports/offline-eval.md and reports/offline-eval.png (matplotlib Agg)."""
+    """reports/offline-eval.md, .json (the same table for scripts) and .png (matplotlib Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,7 +180,7 @@ def write_report(result: EvalResult, report_dir: Path, gate_line: str | None = N
 
     report_dir.mkdir(parents=True, exist_ok=True)
     names = list(result.scores)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(names)), 3.6))
     x = np.arange(len(names))
     ax.bar(x - 0.2, [result.scores[n].hit_rate for n in names], 0.4, label="HR@20")
     ax.bar(x + 0.2, [result.scores[n].ndcg for n in names], 0.4, label="NDCG@20")
@@ -205,6 +222,13 @@ def write_report(result: EvalResult, report_dir: Path, gate_line: str | None = N
         "- `blend`: co-rating + content neighbours, rating-centred and recency-weighted, small popularity prior.",
         "- `popularity`: the served cold-start list (catalogue popularity nudged by Bayesian vote average).",
         "- `itemknn`: co-rating cosine item-kNN baseline. `mostrated`: most-rated films of the training part.",
+        "- `als`: implicit's ALS (64 factors, alpha 2, regularisation 20) fitted on the training part; a user's "
+        "factors are solved from their history. `ease`: EASE (Steck 2019), lambda 500. `ease-recency`: EASE "
+        "at lambda 2000 with the history weighted 0.5^(position/3), newest first.",
+        "- `ranker`: the learned ranker (`movierec train`) fitted on the training part: EASE blended with a "
+        "sequence model (the next 10 films regressed on the last 20, SLIT) over the recency-weighted history; "
+        "hyper-parameters chosen on even user ids (`python -m inference.model_tuning`). `model`: a trained "
+        "artifact evaluated as it is.",
         "",
         "![offline evaluation](offline-eval.png)",
         "",
@@ -219,7 +243,27 @@ def write_report(result: EvalResult, report_dir: Path, gate_line: str | None = N
         lines += ["", f"**Release gate:** {gate_line}"]
     path = report_dir / "offline-eval.md"
     path.write_text("\n".join(lines) + "\n")
+    (report_dir / "offline-eval.json").write_text(json.dumps(report_json(result, gate_line), indent=2) + "\n")
     return path
+
+
+class ArtifactLeaks(ValueError):
+    """The artifact's ML-1M warm start includes ratings this evaluation holds out."""
+
+
+def _artifact_strategy(data_dir: Path, name: str, table: NeighbourTable,
+                       holdout: int) -> tuple[dict[str, EvalStrategy], list[str]]:
+    """The trained artifact `name` as the strategy `model`; refuses one trained on held-out ratings."""
+    from inference.model import ModelRanker, load_model
+
+    model = load_model(data_dir, "" if name == "latest" else name)
+    warm = model.manifest.get("warm_start") or {}
+    if warm.get("ratings") and int(warm.get("holdout", 0)) < holdout:
+        raise ArtifactLeaks(f"model {model.version} was warm-started on ML-1M with the last {warm.get('holdout')} "
+                            f"ratings per user held out; this evaluation holds out {holdout}: retrain it")
+    note = (f"\n`model` is the trained artifact `{model.version}` ({len(model.ids)} films, trained on "
+            f"{model.manifest.get('rows', {}).get('interactions', '?')} interactions), evaluated as it is.")
+    return {ARTIFACT: ModelRanker(model, table)}, [note]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -231,6 +275,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", choices=["odd", "even", "all"], default="odd", help="evaluated user ids")
     parser.add_argument("--max-users", type=int, default=0, help="fixed-seed sample size (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="also evaluate this trained artifact as the strategy `model` "
+                                        "(a version under <data-dir>/models, a path, or `latest`)")
     parser.add_argument("--data-dir", type=Path, help="data directory (default $MOVIEREC_DATA_DIR)")
     parser.add_argument("--report-dir", type=Path, default=Path("reports"), help="where the report goes")
     return parser
@@ -245,10 +291,13 @@ def main(argv: list[str]) -> int:
     data_dir = CommonSettings.from_env(environ).data_dir
     try:
         strategies = [s for s in args.strategies.split(",") if s.strip()]
-        parse_strategies(",".join(s for s in strategies if s not in EVAL_ONLY))
+        parse_strategies(",".join(s for s in strategies if s not in (*EVAL_ONLY, ARTIFACT)))
         if args.gate:
-            strategy_named(args.gate)
+            if args.gate not in (*FITTED, ARTIFACT):
+                strategy_named(args.gate)
             strategies += [s for s in (args.gate, "popularity") if s not in strategies]
+        if ARTIFACT in strategies and not args.model:
+            raise UnknownStrategy(f"strategy {ARTIFACT!r} needs --model <version>")
     except UnknownStrategy as exc:
         print(f"movierec eval offline: {exc} (or {', '.join(EVAL_ONLY)})", file=sys.stderr)
         return 2
@@ -258,11 +307,14 @@ def main(argv: list[str]) -> int:
         table = load_table(data_dir / "index" / "neighbours.npz")
         ratings = load_ml1m_ratings(data_dir)
         catalog = load_catalog(data_dir)
-    except (IndexMissing, IndexFormatError, FileNotFoundError) as exc:
+        extra, notes = _artifact_strategy(data_dir, args.model, table, args.holdout) if args.model else ({}, [])
+    except (IndexMissing, IndexFormatError, FileNotFoundError, ArtifactLeaks) as exc:
         print(f"movierec eval offline: {exc}", file=sys.stderr)
         return 2
+    strategies = [s for s in strategies if s != ARTIFACT]
     config = EvalConfig(strategies, holdout=args.holdout, users=args.users, max_users=args.max_users, seed=args.seed)
-    result = evaluate(table, ratings, config, catalog)
+    result = evaluate(table, ratings, config, catalog, extra=extra)
+    result.notes += notes
     gate_line, status = None, 0
     if args.gate:
         try:

@@ -11,13 +11,21 @@ from movierec.settings import CommonSettings, env_float, env_int, env_str
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE
 
 MAX_USER_ID = 10**12
+MODEL_STRATEGY = "model"  # serve a trained artifact (inference.model) instead of a fixed strategy
+
+
+def check_strategy(name: str) -> None:
+    """Raise UnknownStrategy unless `name` is a ranking strategy or `model`."""
+    if name != MODEL_STRATEGY:
+        strategy_named(name)
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
     common: CommonSettings
     strategy: str
-    model_version: str
+    model_version: str  # "" with the `model` strategy: the artifact's own version
+    model_artifact: str  # artifact served by the `model` strategy ("" = the newest under <data_dir>/models)
     host: str
     port: int
     workers: int
@@ -32,12 +40,13 @@ class InferenceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InferenceSettings:
         common = CommonSettings.from_env(environ)
         strategy = env_str("INFERENCE_STRATEGY", "blend", environ)
-        strategy_named(strategy)  # fail at start-up, not at the first request
+        check_strategy(strategy)  # fail at start-up, not at the first request
         index_path = env_str("INFERENCE_INDEX_PATH", "", environ)
         return cls(
             common=common,
             strategy=strategy,
-            model_version=env_str("MODEL_VERSION", STRATEGY_VERSIONS[strategy], environ),
+            model_version=env_str("MODEL_VERSION", STRATEGY_VERSIONS.get(strategy, ""), environ),
+            model_artifact=env_str("MODEL_ARTIFACT", "", environ),
             host=env_str("INFERENCE_HOST", "127.0.0.1", environ),
             port=env_int("INFERENCE_PORT", 8001, environ),
             workers=env_int("INFERENCE_WORKERS", 2, environ),
@@ -51,5 +60,5 @@ class InferenceSettings:
 
     def with_strategy(self, strategy: str, model_version: str | None = None) -> InferenceSettings:
         """A copy serving `strategy` (its default version unless `model_version` is given)."""
-        strategy_named(strategy)
-        return replace(self, strategy=strategy, model_version=model_version or STRATEGY_VERSIONS[strategy])
+        check_strategy(strategy)
+        return replace(self, strategy=strategy, model_version=model_version or STRATEGY_VERSIONS.get(strategy, ""))
