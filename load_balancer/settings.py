@@ -52,6 +52,10 @@ class RouterSettings:
         )
 
 
+def _schedule(value: str) -> str:
+    return "" if value.strip().lower() in {"off", "none", "never"} else value.strip()
+
+
 @dataclass(frozen=True)
 class ReleaseSettings:
     """`movierec release`, `movierec eval online`, `movierec scheduler`: gate, deploy, decide."""
@@ -80,6 +84,8 @@ class ReleaseSettings:
     docker_network: str  # compose network the nightly joins ("" = publish the port on the host)
     slack_webhook_url: str
     scheduler_tick_seconds: float
+    retrain_schedule: str  # cron expression of `release model` (train, gate, canary); "" = no retraining
+    retrain_ref: str  # git ref whose code serves the retrained model
 
     @property
     def releases_dir(self) -> Path:
@@ -122,4 +128,6 @@ class ReleaseSettings:
             docker_network=env_str("RELEASE_DOCKER_NETWORK", "", environ),
             slack_webhook_url=env_str("SLACK_WEBHOOK_URL", "", environ),
             scheduler_tick_seconds=env_float("SCHEDULER_TICK_SECONDS", 5.0, environ),
+            retrain_schedule=_schedule(env_str("RETRAIN_SCHEDULE", "0 3 * * *", environ)),
+            retrain_ref=env_str("RETRAIN_REF", "HEAD", environ),
         )
