@@ -29,6 +29,7 @@ class RankerParams:
     seq_stride: int = 2  # one training pair every `stride` positions of a sequence
     ease_share: float = 0.7  # B = share * EASE + (1 - share) * sequence model
     half_life: float = 3.0  # recency half-life of the user's history at ranking time (films back)
+    popularity_weight: float = 0.002  # x log(1 + interactions) / its maximum, added to every modelled film
     content_weight: float = 0.3  # films without interactions: weighted content similarity x this
     min_relative_weight: float = 1e-3  # history films weighing less than this x the newest are skipped
 

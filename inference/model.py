@@ -108,6 +108,8 @@ class ModelRanker:
         self.row_of_model = rows
         self.served = np.flatnonzero(known)  # model films the catalogue has (the others cannot be shown)
         self.version = model.version
+        logged = np.log1p(model.counts[self.served].astype(np.float64))
+        self.prior = model.params.popularity_weight * logged / max(float(logged.max(initial=0.0)), 1e-12)
 
     def __call__(self, profile: UserProfile, catalogue: Catalogue, n: int = 20) -> Ranked:
         params = self.model.params
@@ -116,7 +118,7 @@ class ModelRanker:
         codes = codes[positions]
         weights = recency_weights(positions - (positions[0] if len(positions) else 0), params.half_life)
         used = weights >= params.min_relative_weight
-        scores = score_items(self.model.weights, codes[used], weights[used])[self.served]
+        scores = score_items(self.model.weights, codes[used], weights[used])[self.served] + self.prior
         rows = self.row_of_model[self.served]
         best = float(scores.max()) if len(codes) and scores.size else 0.0
         cold_rows, cold_scores = self._content_scores(profile, params)
