@@ -23,6 +23,7 @@ from crontab import CronTab
 from sqlalchemy import Engine
 
 from db_utils.queries import WatchRow, upsert_watches
+from tests.inference.conftest import indexed_data_dir  # noqa: F401 (the small catalogue's real index)
 from tests.inference.small_catalog import CLUSTERS
 from tests.load_balancer import tiny_inference
 from tests.load_balancer.conftest import serve_in_thread
@@ -44,7 +45,7 @@ def sequences(users: int, seed: int) -> list[list[str]]:
 
 
 @pytest.fixture
-def model_data_dir(indexed_data_dir: Path, tmp_path: Path) -> Path:
+def model_data_dir(indexed_data_dir: Path, tmp_path: Path) -> Path:  # noqa: F811
     data_dir = tmp_path / "var"
     shutil.copytree(indexed_data_dir, data_dir)
     rows = [{"user_id": u + 1, "movie_id": m, "ml1m_id": 0, "rating": 4, "timestamp": 1_000_000 + 60 * t}
