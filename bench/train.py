@@ -73,8 +73,8 @@ def main() -> int:
         manifest = json.loads((Path(tmp) / "models" / "model-bench" / "manifest.json").read_text())
     peak_mb = usage.ru_maxrss / 1024
     rows = manifest["rows"]
-    print(f"train: {rows['interactions']:,} interactions ({rows['watches']:,} watches + {rows['ratings']:,} ratings "
-          f"read), {rows['films_modelled']:,} films, fit {manifest['fit_seconds']} s, "
+    print(f"train: {rows['interactions']:,} interactions (distinct user-film pairs; {rows['watches']:,} watches + "
+          f"{rows['ratings']:,} ratings read), {rows['films_modelled']:,} films, fit {manifest['fit_seconds']} s, "
           f"{wall:.0f} s wall incl. start-up, peak RSS {peak_mb:.0f} MB, {os.cpu_count()} cores")
     record_run("train", {"interactions": rows["interactions"], "rows_read": rows["watches"] + rows["ratings"],
                          "films": rows["films_modelled"], "fit_seconds": manifest["fit_seconds"],

@@ -10,6 +10,7 @@ films follow the last ones).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,14 +118,31 @@ def sequence_pairs(user_codes: np.ndarray, item_codes: np.ndarray, n_items: int,
     return sources, target
 
 
-def fit_sequence_model(sources: sparse.spmatrix, targets: sparse.spmatrix, l2: float) -> np.ndarray:
+def fit_sequence_model(chunks: Iterable[tuple[sparse.spmatrix, sparse.spmatrix]], n_items: int,
+                       l2: float) -> np.ndarray:
     """Ridge regression from recent films to the next films (SLIT, Choi et al. 2021):
-    B = (S^T S + lambda I)^-1 S^T T, items x items float32."""
-    gram = np.asarray((sources.T @ sources).toarray(), dtype=np.float64)
+    B = (S^T S + lambda I)^-1 S^T T, items x items float32. S and T come in row chunks (pairs of
+    some users each) whose products are summed, so memory stays at two items x items matrices."""
+    gram = np.zeros((n_items, n_items), dtype=np.float64)
+    cross = np.zeros((n_items, n_items), dtype=np.float64)
+    for sources, targets in chunks:
+        gram += (sources.T @ sources).toarray()
+        cross += (sources.T @ targets).toarray()
     gram[np.diag_indices_from(gram)] += l2
-    cross = np.asarray((sources.T @ targets).toarray(), dtype=np.float64)
     weights = linalg.solve(gram, cross, assume_a="pos", overwrite_a=True, overwrite_b=True, check_finite=False)
     return weights.astype(np.float32)
+
+
+def user_chunks(user_codes: np.ndarray, rows_per_chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of about `rows_per_chunk` rows that never split a user's rows."""
+    n = len(user_codes)
+    bounds = [0]
+    while bounds[-1] < n:
+        stop = min(bounds[-1] + rows_per_chunk, n)
+        while 0 < stop < n and user_codes[stop] == user_codes[stop - 1]:
+            stop += 1
+        bounds.append(stop)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def score_items(weights_matrix: np.ndarray, history: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from inference.ease import (
     recency_weights,
     score_items,
     sequence_pairs,
+    user_chunks,
 )
 from inference.ranking import Catalogue, Ranked, UserProfile, _accumulate, _finish, rank_popularity
 from vectordb_scripts.neighbours import NeighbourTable
@@ -35,6 +36,7 @@ MODELS_DIR = "models"
 ARTIFACT_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+SEQUENCE_CHUNK_ROWS = 200_000  # interactions per chunk of the sequence model's training pairs
 
 
 class ModelMissing(FileNotFoundError):
@@ -80,14 +82,14 @@ def fit_model(interactions: pd.DataFrame, params: RankerParams, max_items: int, 
     del matrix
     if params.ease_share < 1.0 and n_items:
         step("sequence")
-        sources, targets = sequence_pairs(users, items, n_items, params.seq_source_len, params.seq_source_half_life,
-                                          params.seq_targets, params.seq_stride)
-        sequential = fit_sequence_model(sources, targets, params.seq_l2)
-        del sources, targets
+        chunks = (sequence_pairs(users[a:b], items[a:b], n_items, params.seq_source_len,
+                                 params.seq_source_half_life, params.seq_targets, params.seq_stride)
+                  for a, b in user_chunks(users, SEQUENCE_CHUNK_ROWS))
+        sequential = fit_sequence_model(chunks, n_items, params.seq_l2)
         weights *= params.ease_share
         weights += (1.0 - params.ease_share) * sequential
         del sequential
-    return ItemModel(version, ids, weights, item_counts, params)
+    return ItemModel(version, ids, weights, item_counts, params, {"interactions": len(items)})
 
 
 class ModelRanker:

@@ -170,7 +170,8 @@ def train(settings: TrainSettings, params: RankerParams | None = None, version: 
     del frames
     if interactions.empty:
         raise NoInteractions("no watches or ratings in the database (and no warm start): nothing to learn from")
-    steps = tqdm(total=4 if params.ease_share < 1 else 3, desc="fitting", unit="step", disable=not progress)
+    total = (3 if params.ease_share < 1 else 2) + int(evaluate_offline)
+    steps = tqdm(total=total, desc="fitting", unit="step", disable=not progress)
 
     def step(name: str) -> None:
         steps.set_postfix_str(name)
@@ -181,7 +182,8 @@ def train(settings: TrainSettings, params: RankerParams | None = None, version: 
     fit_seconds = time.perf_counter() - fit_started
     rows = {"watches": window.get("watches", 0), "ratings": window.get("ratings", 0),
             "stream_users": int(pd.unique(stream.users).size), "warm_start_ratings": warm["ratings"],
-            "interactions": len(interactions), "films_seen": int(interactions["movie_id"].nunique()),
+            "input_rows": len(interactions), "interactions": model.manifest["interactions"],
+            "films_seen": int(interactions["movie_id"].nunique()),
             "films_modelled": len(model.ids)}
     del interactions, stream
     metrics: dict[str, Any] = {"skipped": "not requested"}

@@ -14,6 +14,7 @@ from inference.ease import (
     recency_weights,
     score_items,
     sequence_pairs,
+    user_chunks,
 )
 
 
@@ -25,6 +26,7 @@ def test_recency_weights_halve_every_half_life() -> None:
 def test_positions_from_end_per_user() -> None:
     assert positions_from_end(np.array([0, 0, 0, 1, 2, 2])).tolist() == [2, 1, 0, 0, 1, 0]
     assert positions_from_end(np.array([], dtype=np.int64)).tolist() == []
+    assert user_chunks(np.array([0, 0, 0, 1, 1, 2]), 2) == [(0, 3), (3, 5), (5, 6)]
 
 
 def test_interaction_matrix_keeps_the_largest_weight_of_a_repeat() -> None:
@@ -62,7 +64,7 @@ def test_sequence_model_is_the_ridge_solution_and_learns_order() -> None:
     users = np.repeat(np.arange(6), 3)
     items = np.tile(np.array([0, 1, 2]), 6)
     s, t = sequence_pairs(users, items, 3, source_len=1, source_half_life=1.0, targets=1, stride=1)
-    b = fit_sequence_model(s, t, l2=0.5)
+    b = fit_sequence_model([(s[:5], t[:5]), (s[5:], t[5:])], 3, l2=0.5)
     dense_s, dense_t = s.toarray().astype(np.float64), t.toarray().astype(np.float64)
     expected = np.linalg.solve(dense_s.T @ dense_s + 0.5 * np.eye(3), dense_s.T @ dense_t)
     assert np.allclose(b, expected, atol=1e-5)

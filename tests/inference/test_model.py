@@ -130,7 +130,8 @@ def test_train_from_the_database(db_engine: Engine, data_dir: Path) -> None:
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["version"] == "model-test" and directory == data_dir / "models" / "model-test"
     assert manifest["rows"]["watches"] == 180 and manifest["rows"]["ratings"] == 30
-    assert manifest["rows"]["interactions"] == 210 and manifest["rows"]["films_modelled"] == 6
+    assert manifest["rows"]["input_rows"] == 210 and manifest["rows"]["interactions"] == 180  # distinct pairs
+    assert manifest["rows"]["films_modelled"] == 6
     assert manifest["training_window"]["stream_first"].startswith("2026-11-30T13:00")
     assert "no ML-1M data" in manifest["warm_start"]["skipped"]  # this data dir has none
     assert manifest["params"]["l2"] == RankerParams().l2 and manifest["peak_rss_mb"] > 0
@@ -148,7 +149,7 @@ def test_train_command_reports_and_exits_2_without_data(sqlite_engine: Engine, d
     assert "nothing to learn" in capsys.readouterr().err
     write_stream(sqlite_engine)
     assert main(["train", "--data-dir", str(data_dir), "--no-warm-start", "--version", "model-cli"]) == 0
-    assert "model model-cli: 210 interactions, 6 films" in capsys.readouterr().out
+    assert "model model-cli: 180 interactions, 6 films" in capsys.readouterr().out
 
 
 def test_service_serves_the_chosen_version(make_client: Callable[..., Any], pg_engine: Engine,
