@@ -76,8 +76,8 @@ def fit_als(train: pd.DataFrame, table: NeighbourTable) -> AlsRanker:
     matrix = sparse.csr_matrix((np.ones(len(codes), np.float32), (users, codes)),
                                shape=(int(users.max()) + 1, len(films)))
     matrix.data[:] = 1.0
-    model = AlternatingLeastSquares(factors=ALS_FACTORS, regularization=ALS_REGULARIZATION, alpha=ALS_ALPHA,
-                                    iterations=ALS_ITERATIONS, random_state=0, use_gpu=False)
     with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it
+        model = AlternatingLeastSquares(factors=ALS_FACTORS, regularization=ALS_REGULARIZATION, alpha=ALS_ALPHA,
+                                        iterations=ALS_ITERATIONS, random_state=0, use_gpu=False)
         model.fit(matrix, show_progress=False)
     return AlsRanker(np.asarray(model.item_factors), films, len(table), ALS_REGULARIZATION, ALS_ALPHA)
