@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6,<7",
     "matplotlib>=3.8,<4",
     "docker>=7,<8",
+    "implicit>=0.7,<0.8",  # ALS reference row of `movierec eval offline`
 ]
 
 DEV_REQUIRES = [
