@@ -123,8 +123,9 @@ def fit_sequence_model(chunks: Iterable[tuple[sparse.spmatrix, sparse.spmatrix]]
     """Ridge regression from recent films to the next films (SLIT, Choi et al. 2021):
     B = (S^T S + lambda I)^-1 S^T T, items x items float32. S and T come in row chunks (pairs of
     some users each) whose products are summed, so memory stays at two items x items matrices."""
-    gram = np.zeros((n_items, n_items), dtype=np.float64)
-    cross = np.zeros((n_items, n_items), dtype=np.float64)
+    # Fortran order lets LAPACK solve in place (C-ordered inputs would be copied: 2 x 8 x items^2 bytes more).
+    gram = np.zeros((n_items, n_items), dtype=np.float64, order="F")
+    cross = np.zeros((n_items, n_items), dtype=np.float64, order="F")
     for sources, targets in chunks:
         gram += (sources.T @ sources).toarray()
         cross += (sources.T @ targets).toarray()

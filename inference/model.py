@@ -36,7 +36,7 @@ MODELS_DIR = "models"
 ARTIFACT_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
-SEQUENCE_CHUNK_ROWS = 200_000  # interactions per chunk of the sequence model's training pairs
+SEQUENCE_CHUNK_ROWS = 50_000  # interactions per chunk of the sequence model's training pairs
 
 
 class ModelMissing(FileNotFoundError):
@@ -87,7 +87,8 @@ def fit_model(interactions: pd.DataFrame, params: RankerParams, max_items: int, 
                   for a, b in user_chunks(users, SEQUENCE_CHUNK_ROWS))
         sequential = fit_sequence_model(chunks, n_items, params.seq_l2)
         weights *= params.ease_share
-        weights += (1.0 - params.ease_share) * sequential
+        sequential *= 1.0 - params.ease_share
+        weights += sequential
         del sequential
     return ItemModel(version, ids, weights, item_counts, params, {"interactions": len(items)})
 
