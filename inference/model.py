@@ -123,13 +123,15 @@ class ModelRanker:
         used = weights >= params.min_relative_weight
         scores = score_items(self.model.weights, codes[used], weights[used])[self.served] + self.prior
         rows = self.row_of_model[self.served]
-        best = float(scores.max()) if len(codes) and scores.size else 0.0
         cold_rows, cold_scores = self._content_scores(profile, params)
-        if len(cold_rows) and best > 0:
-            rows = np.concatenate([rows, cold_rows])
-            scores = np.concatenate([scores, params.content_weight * best * cold_scores])
         if not len(codes) and not len(cold_rows):
             return rank_popularity(profile, catalogue, n)
+        if len(cold_rows):
+            # Scaled to the user's best model score; a history of unmodelled films only: content first.
+            best = float(scores.max()) if len(codes) and scores.size else 0.0
+            scale = best if best > 0 else 1.0
+            rows = np.concatenate([rows, cold_rows])
+            scores = np.concatenate([scores, params.content_weight * scale * cold_scores])
         return _finish(rows, scores.astype(np.float64), profile, catalogue, n)
 
     def _content_scores(self, profile: UserProfile, params: RankerParams) -> tuple[np.ndarray, np.ndarray]:

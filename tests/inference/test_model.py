@@ -62,7 +62,7 @@ def history(*newest_first: str) -> list[HistoryItem]:
 def fitted() -> tuple[Any, NeighbourTable]:
     model = fit_model(chain_interactions(), PARAMS, max_items=0, version="model-test")
     ids = CHAIN + OTHERS + COLD
-    return model, table(ids, {"a": ["cold1"], "x0": ["cold2", "cold1"]})
+    return model, table(ids, {"a": ["cold1"], "x0": ["cold2", "cold1"], "cold1": ["cold2", "c"]})
 
 
 def ranked_ids(model: Any, tbl: NeighbourTable, items: list[HistoryItem], n: int = 5) -> list[str]:
@@ -85,6 +85,8 @@ def test_films_without_interactions_stay_recommendable_through_content(fitted: t
     assert "cold1" in ranked_ids(model, tbl, history("a"), n=8)
     no_content = fit_model(chain_interactions(), RankerParams(**{**PARAMS.__dict__, "content_weight": 0.0}), 0)
     assert "cold1" not in ranked_ids(no_content, tbl, history("a"), n=8)
+    # A history of an unmodelled film only: its content neighbours come first.
+    assert ranked_ids(model, tbl, history("cold1"), n=1) == ["cold2"]
 
 
 def test_max_items_keeps_the_most_interacted_films() -> None:
