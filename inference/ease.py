@@ -28,8 +28,9 @@ class RankerParams:
     seq_source_half_life: float = 3.0  # their recency half-life
     seq_targets: int = 10  # films after a position it learns to predict
     seq_stride: int = 2  # one training pair every `stride` positions of a sequence
-    ease_share: float = 0.7  # B = share * EASE + (1 - share) * sequence model
-    half_life: float = 3.0  # recency half-life of the user's history at ranking time (films back)
+    ease_share: float = 0.7  # score = share * EASE score + (1 - share) * sequence model score
+    ease_half_life: float = 10.0  # recency half-life of the history EASE scores (films back; 0 = none)
+    half_life: float = 3.0  # recency half-life of the history the sequence model and content neighbours score
     popularity_weight: float = 0.002  # x log(1 + interactions) / its maximum, added to every modelled film
     content_weight: float = 0.3  # films without interactions: weighted content similarity x this
     min_relative_weight: float = 1e-3  # history films weighing less than this x the newest are skipped

@@ -35,7 +35,7 @@ from vectordb_scripts.neighbours import NeighbourTable
 MODELS_DIR = "models"
 ARTIFACT_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SEQUENCE_CHUNK_ROWS = 50_000  # interactions per chunk of the sequence model's training pairs
 
 
@@ -49,7 +49,8 @@ class ItemModel:
 
     version: str
     ids: tuple[str, ...]
-    weights: np.ndarray  # (I, I) float32: score of column film given row film in the history
+    ease: np.ndarray  # (I, I) float32 EASE weights x ease_share: score of column film given row film
+    sequence: np.ndarray  # (I, I) float32 sequence model x (1 - ease_share); (0, 0) when not used
     counts: np.ndarray  # (I,) float32 interactions per film in the training data
     params: RankerParams
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -78,25 +79,25 @@ def fit_model(interactions: pd.DataFrame, params: RankerParams, max_items: int, 
     step("ease")
     matrix = interaction_matrix(users, items, int(users.max(initial=-1)) + 1, n_items,
                                 recency_weights(positions_from_end(users), params.train_half_life))
-    weights = fit_ease(matrix, params.l2) if n_items else np.zeros((0, 0), np.float32)
+    ease = fit_ease(matrix, params.l2) if n_items else np.zeros((0, 0), np.float32)
     del matrix
+    ease *= params.ease_share
+    sequential = np.zeros((0, 0), np.float32)
     if params.ease_share < 1.0 and n_items:
         step("sequence")
         chunks = (sequence_pairs(users[a:b], items[a:b], n_items, params.seq_source_len,
                                  params.seq_source_half_life, params.seq_targets, params.seq_stride)
                   for a, b in user_chunks(users, SEQUENCE_CHUNK_ROWS))
         sequential = fit_sequence_model(chunks, n_items, params.seq_l2)
-        weights *= params.ease_share
         sequential *= 1.0 - params.ease_share
-        weights += sequential
-        del sequential
-    return ItemModel(version, ids, weights, item_counts, params, {"interactions": len(items)})
+    return ItemModel(version, ids, ease, sequential, item_counts, params, {"interactions": len(items)})
 
 
 class ModelRanker:
     """A model bound to a neighbour table: a ranking strategy (profile, catalogue, n) -> Ranked.
 
-    The user's history (newest first) is recency-weighted and scored with the model's weights;
+    The user's history (newest first) is recency-weighted (a long half-life for EASE, a short one
+    for the sequence model) and scored with both matrices;
     films the model does not know (no interactions: most of the catalogue) are scored by their
     content similarity to the history, scaled to the user's best model score by `content_weight`,
     so they stay recommendable.
@@ -119,9 +120,11 @@ class ModelRanker:
         codes = self.model_of_row[profile.watched]
         positions = np.flatnonzero(codes >= 0)
         codes = codes[positions]
-        weights = recency_weights(positions - (positions[0] if len(positions) else 0), params.half_life)
-        used = weights >= params.min_relative_weight
-        scores = score_items(self.model.weights, codes[used], weights[used])[self.served] + self.prior
+        positions = positions - (positions[0] if len(positions) else 0)
+        scores = self._score(self.model.ease, codes, positions, params.ease_half_life, params)
+        if self.model.sequence.size:
+            scores += self._score(self.model.sequence, codes, positions, params.half_life, params)
+        scores = scores[self.served] + self.prior
         rows = self.row_of_model[self.served]
         cold_rows, cold_scores = self._content_scores(profile, params)
         if not len(codes) and not len(cold_rows):
@@ -133,6 +136,13 @@ class ModelRanker:
             rows = np.concatenate([rows, cold_rows])
             scores = np.concatenate([scores, params.content_weight * scale * cold_scores])
         return _finish(rows, scores.astype(np.float64), profile, catalogue, n)
+
+    @staticmethod
+    def _score(matrix: np.ndarray, codes: np.ndarray, positions: np.ndarray, half_life: float,
+               params: RankerParams) -> np.ndarray:
+        weights = recency_weights(positions, half_life)
+        used = weights >= params.min_relative_weight
+        return score_items(matrix, codes[used], weights[used])
 
     def _content_scores(self, profile: UserProfile, params: RankerParams) -> tuple[np.ndarray, np.ndarray]:
         """Weighted mean content similarity of films the model does not know to the user's history."""
@@ -158,8 +168,8 @@ def save_model(model: ItemModel, directory: Path, manifest: dict[str, Any]) -> P
     a complete artifact). Returns the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / (ARTIFACT_FILE + ".tmp.npz")
-    np.savez(tmp, ids=np.frombuffer("\n".join(model.ids).encode(), dtype=np.uint8), weights=model.weights,
-             counts=model.counts)
+    np.savez(tmp, ids=np.frombuffer("\n".join(model.ids).encode(), dtype=np.uint8), ease=model.ease,
+             sequence=model.sequence, counts=model.counts)
     os.replace(tmp, directory / ARTIFACT_FILE)
     body = {"format": FORMAT_VERSION, "version": model.version, "params": asdict(model.params), **manifest}
     tmp_manifest = directory / (MANIFEST_FILE + ".tmp")
@@ -204,8 +214,8 @@ def load_model(data_dir: Path, name: str = "") -> ItemModel:
     params = RankerParams(**{k: v for k, v in manifest.get("params", {}).items() if k in known})
     with np.load(directory / ARTIFACT_FILE, allow_pickle=False) as data:
         raw = data["ids"].tobytes().decode()
-        return ItemModel(manifest["version"], tuple(raw.split("\n")) if raw else (), data["weights"],
-                         data["counts"], params, manifest)
+        return ItemModel(manifest["version"], tuple(raw.split("\n")) if raw else (), data["ease"],
+                         data["sequence"], data["counts"], params, manifest)
 
 
 def interactions_frame(users: Iterable[int], movie_ids: Iterable[str], timestamps: Iterable[float]) -> pd.DataFrame:

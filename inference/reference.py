@@ -21,8 +21,9 @@ FittedStrategy = Callable[[UserProfile, Catalogue, int], Ranked]
 
 # The reference rows: EASE at lambda 500 on whole histories; EASE with the history weighted
 # 0.5 ** (position / 3) at lambda 2000; ALS with 64 factors, alpha 2, regularisation 20.
-EASE_PARAMS = RankerParams(l2=500.0, ease_share=1.0, half_life=0.0, content_weight=0.0)
-EASE_RECENCY_PARAMS = RankerParams(l2=2000.0, ease_share=1.0, half_life=3.0, content_weight=0.0)
+EASE_PARAMS = RankerParams(l2=500.0, ease_share=1.0, ease_half_life=0.0, content_weight=0.0, popularity_weight=0.0)
+EASE_RECENCY_PARAMS = RankerParams(l2=2000.0, ease_share=1.0, ease_half_life=3.0, content_weight=0.0,
+                                   popularity_weight=0.0)
 ALS_FACTORS, ALS_ALPHA, ALS_REGULARIZATION, ALS_ITERATIONS = 64, 2.0, 20.0, 15
 FITTED = ("ease", "ease-recency", "als", "ranker")
 

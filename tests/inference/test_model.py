@@ -91,7 +91,7 @@ def test_films_without_interactions_stay_recommendable_through_content(fitted: t
 
 def test_max_items_keeps_the_most_interacted_films() -> None:
     model = fit_model(chain_interactions(), PARAMS, max_items=6)
-    assert set(model.ids) == set(CHAIN) and model.weights.shape == (6, 6)
+    assert set(model.ids) == set(CHAIN) and model.ease.shape == model.sequence.shape == (6, 6)
 
 
 def test_artifact_round_trip_and_version_lookup(fitted: tuple[Any, NeighbourTable], tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_artifact_round_trip_and_version_lookup(fitted: tuple[Any, NeighbourTabl
     assert list_versions(tmp_path) == ["model-20260101-000000", "model-20260102-000000"]
     assert load_model(tmp_path).version == "model-20260102-000000"  # the newest by default
     loaded = load_model(tmp_path, "model-20260101-000000")
-    assert loaded.ids == model.ids and loaded.params == PARAMS and np.array_equal(loaded.weights, model.weights)
+    assert loaded.ids == model.ids and loaded.params == PARAMS and np.array_equal(loaded.ease, model.ease)
     assert ranked_ids(loaded, tbl, history("b", "a")) == ranked_ids(model, tbl, history("b", "a"))
     with pytest.raises(ModelMissing, match="model-20260101-000000"):
         load_model(tmp_path, "model-nope")
