@@ -77,7 +77,7 @@ def fit_ease(matrix: sparse.spmatrix, l2: float) -> np.ndarray:
     diagonal = np.diag(precision).copy()
     precision /= -diagonal[None, :]
     np.fill_diagonal(precision, 0.0)
-    return precision.astype(np.float32)
+    return np.ascontiguousarray(precision, dtype=np.float32)  # rows are gathered per request: C order
 
 
 def sequence_pairs(user_codes: np.ndarray, item_codes: np.ndarray, n_items: int, source_len: int,
@@ -132,7 +132,7 @@ def fit_sequence_model(chunks: Iterable[tuple[sparse.spmatrix, sparse.spmatrix]]
         cross += (sources.T @ targets).toarray()
     gram[np.diag_indices_from(gram)] += l2
     weights = linalg.solve(gram, cross, assume_a="pos", overwrite_a=True, overwrite_b=True, check_finite=False)
-    return weights.astype(np.float32)
+    return np.ascontiguousarray(weights, dtype=np.float32)
 
 
 def user_chunks(user_codes: np.ndarray, rows_per_chunk: int) -> list[tuple[int, int]]:
