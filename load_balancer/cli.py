@@ -108,7 +108,11 @@ def scheduler_main(argv: list[str]) -> int:
     settings = ReleaseSettings.from_env()
     settings.common.data_dir.mkdir(parents=True, exist_ok=True)
     # The nightly retraining (train, gate, canary) is part of the platform's crontab.
-    ensure_recurring(settings.crontab_path, "retrain-model", retrain_command(settings), settings.retrain_schedule)
+    try:
+        ensure_recurring(settings.crontab_path, "retrain-model", retrain_command(settings), settings.retrain_schedule)
+    except ValueError as exc:
+        print(f"movierec scheduler: RETRAIN_SCHEDULE: {exc}", file=sys.stderr)
+        return 2
     run_scheduler(settings.crontab_path, args.tick or settings.scheduler_tick_seconds,
                   settings.common.data_dir / "scheduler.log", args.max_seconds)
     return 0

@@ -65,7 +65,10 @@ def ensure_recurring(path: Path, key: str, command: str, schedule: str) -> None:
             cron.remove(old)
         if schedule:
             job = cron.new(command=command, comment=f"{RECURRING} {key}")
-            job.setall(schedule)
+            try:
+                job.setall(schedule)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"invalid cron schedule {schedule!r} for {key}: {exc}") from None
             if not job.is_valid():
                 raise ValueError(f"invalid cron schedule {schedule!r} for {key}")
     log.info("recurring key=%s schedule=%r", key, schedule)
