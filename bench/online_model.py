@@ -72,7 +72,8 @@ def write_report(path: Path, facts: dict[str, Any]) -> None:
         f"`movierec release model` trained `{facts['version']}` on them "
         f"({manifest.get('rows', {}).get('interactions', '?'):,} interactions incl. the ML-1M warm start, "
         f"{manifest.get('rows', {}).get('films_modelled', '?')} films), its offline gate passed "
-        f"(HR@20 {offline.get('hit_rate', float('nan')):.4f} on the artifact's own odd-user evaluation), and it "
+        f"(the artifact's manifest: HR@20 {offline.get('hit_rate', float('nan')):.4f}, NDCG@20 "
+        f"{offline.get('ndcg', float('nan')):.4f} on {offline.get('users', '?')} odd ML-1M users), and it "
         f"served the nightly at canary weight {facts['canary_weight']}. The simulator then asked the router "
         f"for recommendations; `eval online` ran after a {facts['window_minutes']}-minute window "
         f"(hits: watches starting within {facts['horizon_minutes']} minutes of a request).",
