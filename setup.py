@@ -32,6 +32,7 @@ INSTALL_REQUIRES = [
     "pydantic>=2.7,<3",  # admin API bodies (load_balancer/admin_schemas.py)
     "pydantic-settings>=2.11,<3",  # every settings class: environment > .env > default, typed
     "python-dotenv>=1,<2",
+    "implicit>=0.7,<0.8",  # ALS reference row of `movierec eval offline`
 ]
 
 DEV_REQUIRES = [

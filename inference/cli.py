@@ -10,9 +10,10 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 
 from inference.ranking import STRATEGIES
-from inference.settings import InferenceSettings
+from inference.settings import MODEL_STRATEGY, InferenceSettings
 from movierec.settings import env_str
 
 
@@ -20,7 +21,9 @@ def _inference_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="movierec inference", description="the recommendation service (gunicorn)")
     parser.add_argument("--host", help="bind address (default $INFERENCE_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default $INFERENCE_PORT or 8001)")
-    parser.add_argument("--strategy", choices=sorted(STRATEGIES), help="ranking strategy (default $INFERENCE_STRATEGY)")
+    parser.add_argument("--strategy", choices=sorted([*STRATEGIES, MODEL_STRATEGY]),
+                        help="ranking strategy (default $INFERENCE_STRATEGY); `model` serves a trained artifact")
+    parser.add_argument("--model", help="artifact served by --strategy model (default $MODEL_ARTIFACT or the newest)")
     parser.add_argument("--model-version", help="version label (default <strategy>-v1 or $MODEL_VERSION)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default $INFERENCE_WORKERS or 2)")
     parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 4)")
@@ -32,6 +35,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     """The service's settings: options over environment. `--strategy` alone keeps an explicit
     $MODEL_VERSION (the release pipeline labels each nightly that way); else `<strategy>-v1`."""
     settings = InferenceSettings.from_env(environ)
+    if getattr(args, "model", None):
+        settings = replace(settings, model_artifact=args.model)
     if args.strategy or args.model_version:
         version = args.model_version or env_str("MODEL_VERSION", "", environ) or None
         settings = settings.with_strategy(args.strategy or settings.strategy, version)
@@ -49,8 +54,8 @@ def run_inference(argv: list[str]) -> int:
     from inference.app import create_app
     from movierec.serving import serve
 
-    print(f"inference {settings.model_version} on http://{host}:{port} ({workers} workers x {threads} threads)",
-          file=sys.stderr)
+    label = settings.model_version or settings.model_artifact or settings.strategy
+    print(f"inference {label} on http://{host}:{port} ({workers} workers x {threads} threads)", file=sys.stderr)
     serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads,
           access_log=args.access_log)
     return 0

@@ -16,7 +16,7 @@ from db_utils.ids import InvalidUserId, parse_user_id
 from inference.history import DatabaseUnavailable, HistoryStore, history_engine
 from inference.ranking import strategy_named
 from inference.recommender import ChromaNeighbours, Recommendation, Recommender, VectorIndexDown
-from inference.settings import InferenceSettings
+from inference.settings import MODEL_STRATEGY, InferenceSettings
 from movierec.metrics import LATENCY_BUCKETS_SECONDS
 from vectordb_scripts.neighbours import (
     IndexFormatError,
@@ -68,6 +68,17 @@ def catalogue_only_table(data_dir: Any) -> NeighbourTable:
     )
 
 
+def _strategy(settings: InferenceSettings, table: NeighbourTable) -> Any:
+    """The named strategy, or the trained artifact (a ModelRanker carrying its version) for `model`."""
+    if settings.strategy != MODEL_STRATEGY:
+        return strategy_named(settings.strategy)
+    from inference.model import ModelRanker, load_model
+
+    ranker = ModelRanker(load_model(settings.common.data_dir, settings.model_artifact), table)
+    log.info("serving model version=%s films=%d", ranker.version, len(ranker.model.ids))
+    return ranker
+
+
 @dataclass
 class Answer:
     user_id: int
@@ -81,7 +92,7 @@ class RecommendationService:
     def __init__(self, settings: InferenceSettings, recommender: Recommender, history: HistoryStore,
                  index_status: str) -> None:
         self.settings = settings
-        self.version = settings.model_version
+        self.version = settings.model_version or getattr(recommender.strategy, "version", "") or settings.strategy
         self.recommender = recommender
         self.history = history
         self.index_status = index_status
@@ -97,7 +108,7 @@ class RecommendationService:
             index_status = f"missing: {exc}"
         chroma = ChromaNeighbours(settings.common.chroma_url, settings.common.chroma_path,
                                   settings.common.chroma_collection, table.row_of)
-        recommender = Recommender(table, strategy_named(settings.strategy), chroma)
+        recommender = Recommender(table, _strategy(settings, table), chroma)
         engine = history_engine(settings.common.database_url, settings.db_connect_timeout_seconds,
                                 settings.db_statement_timeout_ms, settings.db_pool_size)
         return cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)

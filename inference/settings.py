@@ -11,11 +11,20 @@ from inference.ranking import STRATEGY_VERSIONS, strategy_named
 from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE
 
+MODEL_STRATEGY = "model"  # serve a trained artifact (inference.model) instead of a fixed strategy
+
+
+def check_strategy(name: str) -> None:
+    """Raise UnknownStrategy unless `name` is a ranking strategy or `model`."""
+    if name != MODEL_STRATEGY:
+        strategy_named(name)
+
 
 class InferenceSettings(EnvSettings):
     common: CommonSettings = nested_common()
     strategy: str = setting("INFERENCE_STRATEGY", "blend")
-    model_version: str = setting("MODEL_VERSION", "")  # "" -> <strategy>-v1
+    model_version: str = setting("MODEL_VERSION", "")  # "" -> <strategy>-v1; with `model`: the artifact's own
+    model_artifact: str = setting("MODEL_ARTIFACT", "")  # served by `model` ("" = the newest under <data_dir>/models)
     host: str = setting("INFERENCE_HOST", "127.0.0.1")
     port: int = setting("INFERENCE_PORT", 8001, ge=0, le=65535)
     workers: int = setting("INFERENCE_WORKERS", 2, ge=1)
@@ -29,18 +38,18 @@ class InferenceSettings(EnvSettings):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        strategy_named(value)  # fail at start-up, not at the first request
+        check_strategy(value)  # fail at start-up, not at the first request
         return value
 
     @model_validator(mode="after")
     def _derived(self) -> Self:
         if not self.model_version:
-            self._set("model_version", STRATEGY_VERSIONS[self.strategy])
+            self._set("model_version", STRATEGY_VERSIONS.get(self.strategy, ""))
         if self.index_path == Path(""):
             self._set("index_path", self.common.data_dir / "index" / NEIGHBOURS_FILE)
         return self
 
     def with_strategy(self, strategy: str, model_version: str | None = None) -> InferenceSettings:
         """A copy serving `strategy` (its default version unless `model_version` is given)."""
-        strategy_named(strategy)
-        return self.replace(strategy=strategy, model_version=model_version or STRATEGY_VERSIONS[strategy])
+        check_strategy(strategy)
+        return self.replace(strategy=strategy, model_version=model_version or STRATEGY_VERSIONS.get(strategy, ""))

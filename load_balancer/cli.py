@@ -50,17 +50,23 @@ def lb_main(argv: list[str]) -> int:
 
 
 def release_main(argv: list[str]) -> int:
-    from load_balancer.release import GateFailed, ReleaseError, release_nightly
+    from load_balancer.release import GateFailed, ReleaseError, release_model, release_nightly
     from load_balancer.settings import ReleaseSettings
 
     parser = argparse.ArgumentParser(prog="movierec release", description="gate, deploy and schedule a nightly")
     sub = parser.add_subparsers(dest="action", required=True)
     nightly = sub.add_parser("nightly", help="release <git-ref> as the nightly")
     nightly.add_argument("ref", help="git ref (tag, branch, commit) in the repository")
+    model = sub.add_parser("model", help="train on the database (`movierec train`), then release the model")
+    model.add_argument("--model", help="release this trained artifact instead of training a new one")
+    model.add_argument("--ref", help="git ref whose code serves it (default $RETRAIN_REF or HEAD)")
     args = parser.parse_args(argv)
     settings = ReleaseSettings.from_env()
     try:
-        result = release_nightly(args.ref, settings)
+        if args.action == "model":
+            result = release_model(settings, args.model, args.ref)
+        else:
+            result = release_nightly(args.ref, settings)
     except GateFailed as exc:
         print(f"release stopped at the offline gate: {exc}", file=sys.stderr)
         return 3
@@ -91,7 +97,8 @@ def hooks_main(argv: list[str]) -> int:
 
 
 def scheduler_main(argv: list[str]) -> int:
-    from load_balancer.schedule import run_scheduler
+    from load_balancer.release import retrain_command
+    from load_balancer.schedule import ensure_recurring, run_scheduler
     from load_balancer.settings import ReleaseSettings
 
     parser = argparse.ArgumentParser(prog="movierec scheduler", description="runs <data_dir>/crontab")
@@ -100,6 +107,12 @@ def scheduler_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = ReleaseSettings.from_env()
     settings.common.data_dir.mkdir(parents=True, exist_ok=True)
+    # The nightly retraining (train, gate, canary) is part of the platform's crontab.
+    try:
+        ensure_recurring(settings.crontab_path, "retrain-model", retrain_command(settings), settings.retrain_schedule)
+    except ValueError as exc:
+        print(f"movierec scheduler: RETRAIN_SCHEDULE: {exc}", file=sys.stderr)
+        return 2
     run_scheduler(settings.crontab_path, args.tick or settings.scheduler_tick_seconds,
                   settings.common.data_dir / "scheduler.log", args.max_seconds)
     return 0

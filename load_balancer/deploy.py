@@ -59,7 +59,7 @@ def inference_args(port: int, strategy: str, host: str | None = None) -> list[st
 
 
 def start_process(settings: ReleaseSettings, worktree: Path, strategy: str, log_path: Path,
-                  model_version: str) -> StartedBackend:
+                  model_version: str, extra_env: dict[str, str] | None = None) -> StartedBackend:
     """gunicorn `movierec inference` from the worktree (PYTHONPATH=worktree, so the ref's code runs).
 
     MODEL_VERSION makes the nightly's X-Model-Version unique to the release, so the arms can be
@@ -67,7 +67,7 @@ def start_process(settings: ReleaseSettings, worktree: Path, strategy: str, log_
     port = settings.nightly_port if port_is_free(settings.nightly_port) else free_port()
     argv = [settings.python, "-m", "movierec.cli", *inference_args(port, strategy)]
     env = clean_env({"PYTHONPATH": str(worktree), "MOVIEREC_DATA_DIR": str(settings.common.data_dir),
-                     "MODEL_VERSION": model_version})
+                     "MODEL_VERSION": model_version, **(extra_env or {})})
     if strategy:
         env["INFERENCE_STRATEGY"] = strategy
     with open(log_path, "ab") as out:
@@ -79,7 +79,7 @@ def start_process(settings: ReleaseSettings, worktree: Path, strategy: str, log_
 
 
 def start_docker(settings: ReleaseSettings, release_id: str, tag: str, strategy: str, model_version: str,
-                 network: str = "") -> StartedBackend:
+                 network: str = "", extra_env: dict[str, str] | None = None) -> StartedBackend:
     """`docker.from_env().containers.run(image:tag, ...)` with the platform's settings."""
     import docker
 
@@ -90,7 +90,8 @@ def start_docker(settings: ReleaseSettings, release_id: str, tag: str, strategy:
     environment = {"DATABASE_URL": common.database_url, "KAFKA_BOOTSTRAP": common.kafka_bootstrap,
                    "KAFKA_TOPIC": common.kafka_topic, "CHROMA_URL": common.chroma_url,
                    "CHROMA_COLLECTION": common.chroma_collection, "MOVIEREC_DATA_DIR": "/data",
-                   "INFERENCE_STRATEGY": strategy, "INFERENCE_PORT": str(port), "MODEL_VERSION": model_version}
+                   "INFERENCE_STRATEGY": strategy, "INFERENCE_PORT": str(port), "MODEL_VERSION": model_version,
+                   **(extra_env or {})}
     options: dict[str, Any] = {"detach": True, "name": name, "environment": environment,
                                "labels": {"movierec.release": release_id, "movierec.role": "nightly"},
                                "command": ["movierec", *inference_args(port, strategy, host="0.0.0.0")]}

@@ -13,7 +13,7 @@ import logging
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -61,9 +61,11 @@ def make_release_id(sha: str, now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{sha[:8]}"
 
 
-def run_gate(settings: ReleaseSettings, worktree: Path, log_path: Path) -> int:
-    """The ref's own offline evaluation; returns its exit code (0 = gate passed)."""
-    argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--gate", settings.gate_strategy]
+def run_gate(settings: ReleaseSettings, worktree: Path, log_path: Path, model: str | None = None) -> int:
+    """The ref's own offline evaluation; returns its exit code (0 = gate passed).
+    With `model`, the gated strategy is that trained artifact (`--gate model --model <version>`)."""
+    gate = ["model", "--model", model] if model else [settings.gate_strategy]
+    argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--gate", *gate]
     if settings.gate_min_hit_rate > 0:
         argv += ["--min-hr", f"{settings.gate_min_hit_rate:g}"]
     argv += shlex.split(settings.gate_extra_args)
@@ -88,8 +90,12 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = None) -> ReleaseResult:
-    """Steps (a)-(d); raises GateFailed or ReleaseError with a clear message, leaving nothing running."""
+def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = None,
+                    model: str | None = None) -> ReleaseResult:
+    """Steps (a)-(d); raises GateFailed or ReleaseError with a clear message, leaving nothing running.
+
+    With `model` (a trained artifact's version), the gate evaluates that artifact and the nightly
+    serves it (`--strategy model`, MODEL_ARTIFACT), its version naming the nightly."""
     now = now or datetime.now()
     repo = repo_root(settings)
     sha = git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}")
@@ -99,7 +105,8 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
     worktree = release_dir / "worktree"
     sessions = make_session_factory(make_engine(settings.common.database_url, pool_size=1))
     details = {"release_id": release_id, "sha": sha, "ref": ref, "repo": str(repo), "worktree": str(worktree),
-               "backend": settings.backend, "strategy": settings.serve_strategy}
+               "backend": settings.backend, "strategy": "model" if model else settings.serve_strategy,
+               "model": model}
 
     def fail(status: str, message: str) -> None:
         with sessions() as session:
@@ -111,9 +118,10 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
     git(repo, "worktree", "add", "--detach", str(worktree), sha)
     log.info("release=%s ref=%s sha=%s worktree=%s", release_id, ref, sha, worktree)
     gate_log = release_dir / "gate.log"
-    code = run_gate(settings, worktree, gate_log)
+    code = run_gate(settings, worktree, gate_log, model)
     if code != 0:
-        message = (f"offline gate failed for {ref} ({sha[:12]}): `eval offline --gate {settings.gate_strategy}` "
+        gated = f"model --model {model}" if model else settings.gate_strategy
+        message = (f"offline gate failed for {ref} ({sha[:12]}): `eval offline --gate {gated}` "
                    f"exited {code}; nothing was started. Log: {gate_log}\n{_tail(gate_log)}")
         fail("gate_failed", message)
         git(repo, "worktree", "remove", "--force", str(worktree))
@@ -121,13 +129,16 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
 
     started: deploy.StartedBackend | None = None
     model_version = f"{settings.serve_strategy}-{release_id}" if settings.serve_strategy else f"r{release_id}"
+    strategy, extra_env = settings.serve_strategy, {}
+    if model:
+        strategy, model_version, extra_env = "model", model, {"MODEL_ARTIFACT": model}
     try:
         if settings.backend == "docker":
-            started = deploy.start_docker(settings, release_id, sha[:12], settings.serve_strategy, model_version,
-                                          network=settings.docker_network)
+            started = deploy.start_docker(settings, release_id, sha[:12], strategy, model_version,
+                                          network=settings.docker_network, extra_env=extra_env)
         else:
-            started = deploy.start_process(settings, worktree, settings.serve_strategy, release_dir / "nightly.log",
-                                           model_version)
+            started = deploy.start_process(settings, worktree, strategy, release_dir / "nightly.log",
+                                           model_version, extra_env)
         details["handle"] = started.handle
         version = deploy.wait_healthy(started.url, settings.start_timeout_seconds, started.handle) or model_version
         details["registered_at"] = datetime.now().isoformat()
@@ -148,3 +159,23 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
         f"first look of the online evaluation at {evaluate_at:%Y-%m-%d %H:%M}.",
         {"release": release_id, "url": started.url, "canary weight": settings.canary_weight}))
     return ReleaseResult(release_id, sha, started.url, version, evaluate_at)
+
+
+def retrain_command(settings: ReleaseSettings) -> str:
+    """The crontab command of the nightly retraining (the platform's code, like the online evaluation)."""
+    log_path = settings.common.data_dir / "retrain.log"
+    return f"{shlex.quote(sys.executable)} -m load_balancer.cli release model >> {shlex.quote(str(log_path))} 2>&1"
+
+
+def release_model(settings: ReleaseSettings, model: str | None = None, ref: str | None = None) -> ReleaseResult:
+    """Train a model on the database's interactions (unless `model` names an artifact), then release it
+    as the nightly through release_nightly: its offline gate, the canary, the scheduled online evaluation."""
+    if model is None:
+        from inference.train import NoInteractions, TrainSettings, train
+
+        train_settings = replace(TrainSettings.from_env(), common=settings.common)
+        try:
+            model = train(train_settings, progress=False).name
+        except NoInteractions as exc:
+            raise ReleaseError(f"retraining skipped: {exc}") from exc
+    return release_nightly(ref or settings.retrain_ref, settings, model=model)

@@ -2,7 +2,8 @@
 
 One-shot jobs (the online evaluation after a release window) carry `movierec-once <key>
 not-before=<iso>` in their comment: the scheduler removes them from the file when it starts
-them, so each runs once, even if the scheduler was down at the scheduled minute.
+them, so each runs once, even if the scheduler was down at the scheduled minute. Recurring jobs
+(the nightly retraining) carry `movierec-recurring <key>` and are installed by `ensure_recurring`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from crontab import CronItem, CronTab
 
 log = logging.getLogger(__name__)
 ONCE = "movierec-once"
+RECURRING = "movierec-recurring"
 
 
 def ceil_minute(moment: datetime) -> datetime:
@@ -54,6 +56,22 @@ def schedule_once(path: Path, key: str, command: str, at: datetime) -> datetime:
         job.setall(when)
     log.info("scheduled key=%s at=%s", key, when.isoformat())
     return when
+
+
+def ensure_recurring(path: Path, key: str, command: str, schedule: str) -> None:
+    """Install (or replace) the recurring job `key`; an empty schedule removes it."""
+    with locked_crontab(path) as cron:
+        for old in [job for job in cron if (job.comment or "").split()[:2] == [RECURRING, key]]:
+            cron.remove(old)
+        if schedule:
+            job = cron.new(command=command, comment=f"{RECURRING} {key}")
+            try:
+                job.setall(schedule)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"invalid cron schedule {schedule!r} for {key}: {exc}") from None
+            if not job.is_valid():
+                raise ValueError(f"invalid cron schedule {schedule!r} for {key}")
+    log.info("recurring key=%s schedule=%r", key, schedule)
 
 
 def scheduled_once(path: Path) -> dict[str, datetime]:

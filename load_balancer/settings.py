@@ -84,6 +84,14 @@ class ReleaseSettings(EnvSettings):
     docker_network: str = setting("RELEASE_DOCKER_NETWORK", "")  # "" = publish the port on the host
     slack_webhook_url: str = setting("SLACK_WEBHOOK_URL", "", repr=False)
     scheduler_tick_seconds: float = setting("SCHEDULER_TICK_SECONDS", 5.0, gt=0)
+    # cron expression of `release model` (train, gate, canary); "" (or off/none/never) = no retraining
+    retrain_schedule: str = setting("RETRAIN_SCHEDULE", "0 3 * * *")
+    retrain_ref: str = setting("RETRAIN_REF", "HEAD")  # git ref whose code serves the retrained model
+
+    @field_validator("retrain_schedule", mode="after")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return "" if value.strip().lower() in {"off", "none", "never"} else value.strip()
 
     @model_validator(mode="after")
     def _derived(self) -> Self:

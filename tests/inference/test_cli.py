@@ -51,3 +51,12 @@ def test_strategy_option_keeps_an_explicit_model_version() -> None:
     assert version(["--strategy", "blend", "--model-version", "b2"], {"MODEL_VERSION": "x"}) == ("blend", "b2")
     assert version(["--model-version", "b3"], {"INFERENCE_STRATEGY": "seed"}) == ("seed", "b3")
     assert version([], {"INFERENCE_STRATEGY": "itemknn"}) == ("itemknn", "itemknn-v1")
+
+
+def test_model_strategy_needs_an_artifact(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from inference.cli import _inference_parser, settings_from_args
+
+    assert main(["eval", "offline", "--data-dir", str(tmp_path), "--gate", "model"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    settings = settings_from_args(_inference_parser().parse_args(["--strategy", "model", "--model", "model-x"]), {})
+    assert (settings.strategy, settings.model_artifact, settings.model_version) == ("model", "model-x", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +72,18 @@ def clustered_ratings(users_per_cluster: int = 12, seed: int = 3) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+FITTED_ROWS = ["als", "ease", "ease-recency", "ranker"]
+
+
 def test_protocol_on_the_small_index(indexed_data_dir: Path, tmp_path: Path) -> None:
     table = load_table(indexed_data_dir / "index" / "neighbours.npz")
-    config = EvalConfig(["seed", "blend", "popularity", "itemknn", "mostrated"], holdout=2, users="all")
+    config = EvalConfig(["seed", "blend", "popularity", "itemknn", "mostrated", *FITTED_ROWS], holdout=2, users="all")
     result = evaluate(table, clustered_ratings(), config, small_catalog())
     assert result.users == 72 and result.test_ratings == 144
     scores = result.scores
-    assert set(scores) == {"seed", "blend", "popularity", "itemknn", "mostrated"}
+    assert set(scores) == {"seed", "blend", "popularity", "itemknn", "mostrated", *FITTED_ROWS}
+    # Models fitted on the training part only find the held-out cluster mates too.
+    assert all(scores[name].hit_rate > scores["popularity"].hit_rate for name in FITTED_ROWS)
     # Held-out films are mostly cluster mates: neighbour-based strategies find them, popularity cannot.
     assert scores["blend"].hit_rate > scores["popularity"].hit_rate
     assert scores["itemknn"].hit_rate > scores["popularity"].hit_rate
@@ -86,5 +92,24 @@ def test_protocol_on_the_small_index(indexed_data_dir: Path, tmp_path: Path) -> 
     assert scores["popularity"].coverage < scores["blend"].coverage
     path = write_report(result, tmp_path / "reports", "gate passed: test")
     text = path.read_text()
-    assert "| blend |" in text and "HR@20" in text and "gate passed" in text
+    assert "| blend |" in text and "HR@20" in text and "gate passed" in text and "| ranker |" in text
+    table_json = json.loads((tmp_path / "reports" / "offline-eval.json").read_text())
+    assert [row["strategy"] for row in table_json["strategies"]] == list(scores)
+    assert table_json["gate"] == "gate passed: test" and table_json["config"]["holdout"] == 2
+    assert table_json["strategies"][0]["hit_rate"] == scores["seed"].hit_rate
     assert (tmp_path / "reports" / "offline-eval.png").stat().st_size > 1000
+
+
+def test_an_artifact_warm_started_on_held_out_ratings_is_refused(indexed_data_dir: Path, tmp_path: Path) -> None:
+    from inference.ease import RankerParams
+    from inference.model import fit_model, save_model
+    from inference.offline_eval import ArtifactLeaks, _artifact_strategy
+
+    ratings = clustered_ratings().rename(columns={"user_id": "user"})
+    model = fit_model(ratings, RankerParams(), 0, "model-leaky")
+    save_model(model, tmp_path / "models" / "model-leaky", {"warm_start": {"ratings": len(ratings), "holdout": 2}})
+    table = load_table(indexed_data_dir / "index" / "neighbours.npz")
+    with pytest.raises(ArtifactLeaks, match="retrain"):
+        _artifact_strategy(tmp_path, "model-leaky", table, holdout=10)
+    strategies, notes = _artifact_strategy(tmp_path, "latest", table, holdout=2)
+    assert set(strategies) == {"model"} and "model-leaky" in notes[0]
