@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Mapping
-from dataclasses import replace
 
 from inference.ranking import STRATEGIES
 from inference.settings import MODEL_STRATEGY, InferenceSettings
@@ -36,7 +35,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     $MODEL_VERSION (the release pipeline labels each nightly that way); else `<strategy>-v1`."""
     settings = InferenceSettings.from_env(environ)
     if getattr(args, "model", None):
-        settings = replace(settings, model_artifact=args.model)
+        settings = settings.replace(model_artifact=args.model)
     if args.strategy or args.model_version:
         version = args.model_version or env_str("MODEL_VERSION", "", environ) or None
         settings = settings.with_strategy(args.strategy or settings.strategy, version)
