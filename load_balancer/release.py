@@ -54,7 +54,28 @@ def git(repo: Path, *args: str) -> str:
 
 
 def repo_root(settings: ReleaseSettings) -> Path:
+    """The repository the refs come from: a bare mirror of RELEASE_REPO_URL refreshed under the data
+    dir (a container gets the CI checkout mounted read-only), else RELEASE_REPO_DIR or the cwd's."""
+    if settings.repo_url:
+        return mirror_repo(settings.repo_url, settings.releases_dir / "repo.git")
     return Path(git(Path(settings.repo_dir or "."), "rev-parse", "--show-toplevel"))
+
+
+def mirror_argv(url: str, dest: Path, exists: bool) -> list[str]:
+    """git command that creates or refreshes a bare mirror of every branch and tag of `url`.
+
+    `-c safe.directory=*`: the source is often a checkout owned by another user (a mounted volume)."""
+    if exists:
+        return ["-c", "safe.directory=*", "fetch", "--force", "--prune", url,
+                "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+    return ["-c", "safe.directory=*", "clone", "--bare", "--no-hardlinks", url, str(dest)]
+
+
+def mirror_repo(url: str, dest: Path) -> Path:
+    exists = (dest / "HEAD").exists()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    git(dest if exists else dest.parent, *mirror_argv(url, dest, exists))
+    return dest
 
 
 def make_release_id(sha: str, now: datetime) -> str:
@@ -123,7 +144,8 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
     model_version = f"{settings.serve_strategy}-{release_id}" if settings.serve_strategy else f"r{release_id}"
     try:
         if settings.backend == "docker":
-            started = deploy.start_docker(settings, release_id, sha[:12], settings.serve_strategy, model_version,
+            started = deploy.start_docker(settings, release_id, deploy.image_tag(sha), settings.serve_strategy,
+                                          model_version,
                                           network=settings.docker_network)
         else:
             started = deploy.start_process(settings, worktree, settings.serve_strategy, release_dir / "nightly.log",

@@ -52,6 +52,11 @@ class RouterSettings:
         )
 
 
+def default_docker_image(environ: Mapping[str, str] | None = None) -> str:
+    """<MOVIEREC_IMAGE_NAMESPACE>/movierec-inference: the scheme of docker-compose.yml and .gitlab-ci.yml."""
+    return f"{env_str('MOVIEREC_IMAGE_NAMESPACE', 'movierec', environ)}/movierec-inference"
+
+
 @dataclass(frozen=True)
 class ReleaseSettings:
     """`movierec release`, `movierec eval online`, `movierec scheduler`: gate, deploy, decide."""
@@ -78,6 +83,8 @@ class ReleaseSettings:
     start_timeout_seconds: float
     docker_image: str
     docker_network: str  # compose network the nightly joins ("" = publish the port on the host)
+    docker_volumes: tuple[str, ...]  # "volume:/path" mounts of the nightly container (the data volume)
+    repo_url: str  # a repository to mirror into <data_dir>/releases/repo first ("" = use repo_dir as is)
     slack_webhook_url: str
     scheduler_tick_seconds: float
 
@@ -118,8 +125,10 @@ class ReleaseSettings:
             margin=env_float("RELEASE_MARGIN", 0.02, environ),
             min_nightly_serve_share=env_float("RELEASE_MIN_NIGHTLY_SERVE_SHARE", 0.95, environ),
             start_timeout_seconds=env_float("RELEASE_START_TIMEOUT_SECONDS", 120.0, environ),
-            docker_image=env_str("RELEASE_DOCKER_IMAGE", "movierec/inference", environ),
+            docker_image=env_str("RELEASE_DOCKER_IMAGE", default_docker_image(environ), environ),
             docker_network=env_str("RELEASE_DOCKER_NETWORK", "", environ),
+            docker_volumes=tuple(v for v in env_str("RELEASE_DOCKER_VOLUMES", "", environ).split(",") if v.strip()),
+            repo_url=env_str("RELEASE_REPO_URL", "", environ),
             slack_webhook_url=env_str("SLACK_WEBHOOK_URL", "", environ),
             scheduler_tick_seconds=env_float("SCHEDULER_TICK_SECONDS", 5.0, environ),
         )

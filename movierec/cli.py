@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scheduler": ("load_balancer.cli", "runs the platform crontab (python-crontab scheduler)"),
     "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
+    "deploy": ("movierec.deploy", "`deploy init-env`: .env with generated secrets for docker-compose.yml"),
 }
 
 # Commands whose process ends in movierec.serving.serve (gunicorn workers share metrics via files).

@@ -4,6 +4,7 @@ from a client loop that logs requests and watches through db_utils, Slack payloa
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +141,24 @@ def test_nightly_failing_the_offline_gate_is_never_started(platform, clone, pg_e
     assert "HR 1.000 (minimum 1.01)" in gate_log.read_text()  # the ref's own evaluation ran and judged
     payload = slack_receiver.payloads[-1]
     assert "stopped" in payload["text"] and payload["blocks"][0]["type"] == "header"
+
+
+def test_release_mirrors_a_read_only_checkout(tmp_path: Path) -> None:
+    """RELEASE_REPO_URL (compose: the CI checkout mounted at /repo): a bare mirror under the data dir,
+    created once, refreshed with new tags later."""
+    from load_balancer.release import mirror_repo
+
+    source = tmp_path / "src"
+    source.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(source), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (source / "f").write_text("1")
+    run("add", "f")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    run("tag", "release-a")
+    mirror = mirror_repo(str(source), tmp_path / "data" / "releases" / "repo.git")
+    tags = lambda: subprocess.run(["git", "-C", str(mirror), "tag"], capture_output=True, text=True).stdout.split()  # noqa: E731
+    assert tags() == ["release-a"]
+    run("tag", "release-b")
+    assert mirror_repo(str(source), mirror) == mirror
+    assert tags() == ["release-a", "release-b"]
