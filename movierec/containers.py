@@ -57,6 +57,17 @@ def cache_dir() -> Path:
     return Path(cache) / "movierec" / "containers"
 
 
+def runtime_dir() -> Path:
+    """podman's runroot and tmp dir: fixed paths, since podman refuses a storage whose recorded
+    runroot/tmp dir changed (`MOVIEREC_CONTAINERS_RUNTIME`, else /run/movierec-containers)."""
+    explicit = os.environ.get("MOVIEREC_CONTAINERS_RUNTIME")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/run/movierec-containers")
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/movierec-containers-{os.getuid()}") / "movierec-containers"
+
+
 # ---------------------------------------------------------------------------------------------- pure
 
 
@@ -209,9 +220,11 @@ def install_packages(packages: Iterable[str] = APT_PACKAGES) -> list[str]:
 class Engine:
     """podman configured by project-owned files, and its Docker-API socket."""
 
-    run_dir: Path  # per run: socket, runroot, CNI networks, logs (removed by stop)
+    run_dir: Path  # per run: socket, config files, CNI networks, logs
     cache: Path = field(default_factory=cache_dir)  # across runs: image storage, base rootfs
+    runtime: Path = field(default_factory=runtime_dir)  # podman's runroot and tmp dir
     process: subprocess.Popen | None = None
+    ticker: subprocess.Popen | None = None
 
     @property
     def socket(self) -> Path:
@@ -230,12 +243,12 @@ class Engine:
     def configure(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "cni").mkdir(exist_ok=True)
-        (self.run_dir / "tmp").mkdir(exist_ok=True)
+        (self.runtime / "tmp").mkdir(parents=True, exist_ok=True)
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
         (self.run_dir / "containers.conf").write_text(containers_conf(
-            default_ulimits(nofile, nproc), self.run_dir / "cni", self.run_dir / "tmp"))
-        (self.run_dir / "storage.conf").write_text(storage_conf(self.cache / "storage", self.run_dir / "runroot"))
+            default_ulimits(nofile, nproc), self.run_dir / "cni", self.runtime / "tmp"))
+        (self.run_dir / "storage.conf").write_text(storage_conf(self.cache / "storage", self.runtime / "runroot"))
 
     def podman(self, *args: str, check: bool = True, capture: bool = True, input_data: bytes | None = None,
                timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -259,9 +272,36 @@ class Engine:
                 raise EngineError(f"podman system service exited {self.process.returncode}; "
                                   f"see {self.run_dir / 'podman-service.log'}")
             if self.socket.exists() and self.ping():
+                # Like Docker's socket (0660, group docker): the containers' group may use it (compose's
+                # scheduler joins the socket's group, DOCKER_GID).
+                self.socket.chmod(0o660)
+                self._start_ticker()
                 return
             time.sleep(0.2)
         raise EngineError(f"the podman API socket {self.socket} did not answer within {timeout_seconds}s")
+
+    def _start_ticker(self) -> None:
+        """podman runs healthchecks from systemd timers; without systemd nothing runs them and compose's
+        `condition: service_healthy` would wait forever. This process runs them instead."""
+        if self.ticker and self.ticker.poll() is None:
+            return
+        log_file = open(self.run_dir / "healthchecks.log", "ab")  # noqa: SIM115 - owned by the process
+        self.ticker = subprocess.Popen([sys.executable, "-m", "movierec.containers", "healthchecks",
+                                        "--run-dir", str(self.run_dir)], env=self.env(), stdout=log_file,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def run_healthchecks(self) -> int:
+        """One round of `podman healthcheck run` over the running containers that define one;
+        returns how many ran (failing checks count: podman records them)."""
+        listing = self.podman("ps", "--format", "{{.ID}} {{.Status}}", check=False)
+        ran = 0
+        for line in listing.stdout.decode().splitlines():
+            cid, _, status = line.partition(" ")
+            if "(" not in status:  # "Up 5 seconds (healthy)": only containers with a healthcheck
+                continue
+            self.podman("healthcheck", "run", cid, check=False, timeout=60)
+            ran += 1
+        return ran
 
     def ping(self) -> bool:
         import docker
@@ -272,6 +312,12 @@ class Engine:
             return False
 
     def stop(self) -> None:
+        for child in (self.ticker,):
+            if child and child.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+                child.wait(timeout=10)
+        self.ticker = None
         if self.process and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -330,15 +376,17 @@ class Engine:
 
     def build(self, image: str, context: Path, *, dockerfile: Path | None = None, target: str | None = None,
               build_args: Mapping[str, str] | None = None, volumes: Sequence[str] = (),
-              extra_inputs: Sequence[str] = ()) -> tuple[str, bool]:
-        """`podman build` unless `image` already carries the hash of its inputs; returns (image, built)."""
+              extra_inputs: Sequence[str] = (), no_cache: bool = False) -> tuple[str, bool]:
+        """`podman build` unless `image` already carries the hash of its inputs; returns (image, built).
+
+        no_cache: build every step again (cold build, for the benchmark)."""
         dockerfile = dockerfile or context / "Dockerfile"
         args = dict(build_args or {})
         key = context_digest(context, dockerfile, [str(target), json.dumps(args, sort_keys=True), *extra_inputs])
-        if self.image_label(image) == key:
+        if not no_cache and self.image_label(image) == key:
             return image, False
-        argv = ["build", "--layers", "--network", "host", "-f", str(dockerfile), "-t", image,
-                "--label", f"{INPUTS_LABEL}={key}"]
+        argv = ["build", "--no-cache" if no_cache else "--layers", "--network", "host", "-f", str(dockerfile),
+                "-t", image, "--label", f"{INPUTS_LABEL}={key}"]
         if target:
             argv += ["--target", target]
         for name, value in args.items():
@@ -387,8 +435,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       "prints the environment to use (DOCKER_HOST, CONTAINERS_CONF, ...)")
     up.add_argument("--run-dir", type=Path, default=Path("var/containers"))
     up.add_argument("--no-install", action="store_true", help="fail instead of apt-installing missing packages")
+    ticker = sub.add_parser("healthchecks", help="run the containers' healthchecks every --interval seconds "
+                                                 "(podman leaves that to systemd timers)")
+    ticker.add_argument("--run-dir", type=Path, required=True)
+    ticker.add_argument("--interval", type=float, default=5.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "healthchecks":
+        engine = Engine(args.run_dir.resolve())
+        while True:
+            with contextlib.suppress(EngineError, subprocess.TimeoutExpired):
+                engine.run_healthchecks()
+            time.sleep(args.interval)
     try:
         engine, base = setup(args.run_dir.resolve(), install=not args.no_install)
     except EngineError as exc:
