@@ -385,8 +385,9 @@ class Engine:
         key = context_digest(context, dockerfile, [str(target), json.dumps(args, sort_keys=True), *extra_inputs])
         if not no_cache and self.image_label(image) == key:
             return image, False
-        argv = ["build", "--no-cache" if no_cache else "--layers", "--network", "host", "-f", str(dockerfile),
-                "-t", image, "--label", f"{INPUTS_LABEL}={key}"]
+        # --format docker: the OCI image format has no HEALTHCHECK (podman would drop the Dockerfile's).
+        argv = ["build", "--no-cache" if no_cache else "--layers", "--format", "docker", "--network", "host",
+                "-f", str(dockerfile), "-t", image, "--label", f"{INPUTS_LABEL}={key}"]
         if target:
             argv += ["--target", target]
         for name, value in args.items():
