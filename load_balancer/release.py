@@ -45,8 +45,8 @@ class ReleaseResult:
     evaluate_at: datetime
 
 
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], env=deploy.clean_env({}), capture_output=True,
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], env=deploy.clean_env(env or {}), capture_output=True,
                             text=True)
     if result.returncode != 0:
         raise ReleaseError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
@@ -62,19 +62,20 @@ def repo_root(settings: ReleaseSettings) -> Path:
 
 
 def mirror_argv(url: str, dest: Path, exists: bool) -> list[str]:
-    """git command that creates or refreshes a bare mirror of every branch and tag of `url`.
-
-    `-c safe.directory=*`: the source is often a checkout owned by another user (a mounted volume)."""
+    """git command that creates or refreshes a bare mirror of every branch and tag of `url`."""
     if exists:
-        return ["-c", "safe.directory=*", "fetch", "--force", "--prune", url,
-                "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-    return ["-c", "safe.directory=*", "clone", "--bare", "--no-hardlinks", url, str(dest)]
+        return ["fetch", "--force", "--prune", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+    return ["clone", "--bare", "--no-hardlinks", url, str(dest)]
 
 
 def mirror_repo(url: str, dest: Path) -> Path:
+    """The source is often a checkout owned by another user (mounted into a container): git's
+    upload-pack refuses it unless safe.directory allows it in a global config, hence GIT_CONFIG_GLOBAL."""
     exists = (dest / "HEAD").exists()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    git(dest if exists else dest.parent, *mirror_argv(url, dest, exists))
+    config = dest.parent / "mirror.gitconfig"
+    config.write_text("[safe]\n\tdirectory = *\n")
+    git(dest if exists else dest.parent, *mirror_argv(url, dest, exists), env={"GIT_CONFIG_GLOBAL": str(config)})
     return dest
 
 

@@ -4,6 +4,7 @@ from a client loop that logs requests and watches through db_utils, Slack payloa
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,9 +157,16 @@ def test_release_mirrors_a_read_only_checkout(tmp_path: Path) -> None:
     run("add", "f")
     run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
     run("tag", "release-a")
+    def owned_by_someone_else(owner: str) -> None:  # as a checkout mounted into the scheduler's container
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", owner, str(source)], check=True)
+
+    owned_by_someone_else("12345:12345")
     mirror = mirror_repo(str(source), tmp_path / "data" / "releases" / "repo.git")
     tags = lambda: subprocess.run(["git", "-C", str(mirror), "tag"], capture_output=True, text=True).stdout.split()  # noqa: E731
     assert tags() == ["release-a"]
+    owned_by_someone_else("0:0")
     run("tag", "release-b")
+    owned_by_someone_else("12345:12345")
     assert mirror_repo(str(source), mirror) == mirror
     assert tags() == ["release-a", "release-b"]
