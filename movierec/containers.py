@@ -456,8 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = engine.env()
     for name in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "DOCKER_HOST"):
         print(f"export {name}={shlex.quote(env[name])}")
-    print(f"# base image: {base}; API service pid {engine.process.pid if engine.process else '?'} "
-          f"(stop it with: kill {engine.process.pid if engine.process else ''})")
+    pids = " ".join(str(p.pid) for p in (engine.process, engine.ticker) if p)
+    print(f"# base image: {base}; the API service and the healthcheck runner keep running: kill {pids}")
     # The service keeps running after we exit (it is in its own session).
     return 0
 
