@@ -4,7 +4,26 @@
 # The catalogue, its data and the vector index are built once by the `bootstrap` compose job
 # into the shared `movierec-data` volume (their licences forbid baking them into a pushed image).
 
-FROM python:3.11-slim-bookworm AS base
+#
+# Build arguments (defaults are what users get):
+#   BASE_IMAGE       python:3.11-slim-bookworm; any Debian-based image with python/pip on PATH works
+#                    (the containers test uses a base made locally with debootstrap).
+#   TORCH_VERSION    2.13.0
+#   TORCH_INDEX_URL  the CPU-only PyTorch index, so sentence-transformers does not pull a multi-GB
+#                    CUDA build; empty = pip's configured sources (a mirror or local wheels holding the CPU build).
+#   PIP_*            pip's own settings (index, CA bundle, find-links) for builds behind a mirror;
+#                    unset by default, used only while building, never stored in the image.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE} AS base
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
+ARG PIP_CONSTRAINT
+ARG PIP_TRUSTED_HOST
+ARG PIP_DEFAULT_TIMEOUT
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -15,12 +34,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl git \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 movierec \
- && mkdir -p /data && chown movierec /data
+ && groupadd --gid 10001 movierec \
+ && useradd --create-home --uid 10001 --gid 10001 movierec \
+ && mkdir -p /data && chown movierec:movierec /data
 WORKDIR /app
 # CPU build of PyTorch first, so sentence-transformers does not pull a multi-GB CUDA build.
-RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
-COPY setup.py README.md ./
+RUN pip install "torch==${TORCH_VERSION}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+# setup.py alone: editing README.md or any code does not reinstall the dependencies.
+COPY setup.py ./
 COPY movierec/__init__.py movierec/__init__.py
 # Dependencies in their own layer: code changes do not reinstall them.
 RUN mkdir -p db_utils data_parsing vectordb_scripts inference load_balancer simulator monitoring \

@@ -104,8 +104,16 @@ def scheduler_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="movierec scheduler", description="runs <data_dir>/crontab")
     parser.add_argument("--tick", type=float, default=None, help="seconds between checks (SCHEDULER_TICK_SECONDS)")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: never)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 0 when a running scheduler ticked recently, else 1 (healthcheck)")
     args = parser.parse_args(argv)
     settings = ReleaseSettings.from_env()
+    if args.check:
+        from load_balancer.schedule import scheduler_is_alive
+
+        alive = scheduler_is_alive(settings.crontab_path, args.tick or settings.scheduler_tick_seconds)
+        print("scheduler alive" if alive else f"no scheduler heartbeat next to {settings.crontab_path}")
+        return 0 if alive else 1
     settings.common.data_dir.mkdir(parents=True, exist_ok=True)
     # The nightly retraining (train, gate, canary) is part of the platform's crontab.
     try:

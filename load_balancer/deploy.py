@@ -78,6 +78,15 @@ def start_process(settings: ReleaseSettings, worktree: Path, strategy: str, log_
                                                                      "port": port, "log": str(log_path)})
 
 
+def image_tag(sha: str) -> str:
+    """Release images are tagged with the commit's 12-character sha (.gitlab-ci.yml pushes the same)."""
+    return sha[:12]
+
+
+def image_name(repository: str, tag: str) -> str:
+    return f"{repository}:{tag}"
+
+
 def start_docker(settings: ReleaseSettings, release_id: str, tag: str, strategy: str, model_version: str,
                  network: str = "", extra_env: dict[str, str] | None = None) -> StartedBackend:
     """`docker.from_env().containers.run(image:tag, ...)` with the platform's settings."""
@@ -95,17 +104,20 @@ def start_docker(settings: ReleaseSettings, release_id: str, tag: str, strategy:
     options: dict[str, Any] = {"detach": True, "name": name, "environment": environment,
                                "labels": {"movierec.release": release_id, "movierec.role": "nightly"},
                                "command": ["movierec", *inference_args(port, strategy, host="0.0.0.0")]}
+    if settings.docker_volumes:
+        options["volumes"] = list(settings.docker_volumes)
     if network:
+        # On the compose network the router reaches the nightly by its container name.
         options["network"] = network
         url = f"http://{name}:{port}"
     else:
         options["ports"] = {f"{port}/tcp": port}
         url = f"http://{settings.nightly_host}:{port}"
     try:
-        container = client.containers.run(f"{settings.docker_image}:{tag}", **options)
+        container = client.containers.run(image_name(settings.docker_image, tag), **options)
     except docker.errors.DockerException as exc:
         raise DeployError(f"docker could not start {settings.docker_image}:{tag}: {exc}") from exc
-    log.info("nightly container id=%s image=%s:%s url=%s", container.id, settings.docker_image, tag, url)
+    log.info("nightly container id=%s image=%s url=%s", container.id, image_name(settings.docker_image, tag), url)
     return StartedBackend(url, {"kind": "docker", "container_id": container.id, "name": name, "port": port})
 
 

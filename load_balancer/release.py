@@ -45,8 +45,8 @@ class ReleaseResult:
     evaluate_at: datetime
 
 
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", "-C", str(repo), *args], env=deploy.clean_env({}), capture_output=True,
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(["git", "-C", str(repo), *args], env=deploy.clean_env(env or {}), capture_output=True,
                             text=True)
     if result.returncode != 0:
         raise ReleaseError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
@@ -54,7 +54,29 @@ def git(repo: Path, *args: str) -> str:
 
 
 def repo_root(settings: ReleaseSettings) -> Path:
+    """The repository the refs come from: a bare mirror of RELEASE_REPO_URL refreshed under the data
+    dir (a container gets the CI checkout mounted read-only), else RELEASE_REPO_DIR or the cwd's."""
+    if settings.repo_url:
+        return mirror_repo(settings.repo_url, settings.releases_dir / "repo.git")
     return Path(git(Path(settings.repo_dir or "."), "rev-parse", "--show-toplevel"))
+
+
+def mirror_argv(url: str, dest: Path, exists: bool) -> list[str]:
+    """git command that creates or refreshes a bare mirror of every branch and tag of `url`."""
+    if exists:
+        return ["fetch", "--force", "--prune", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+    return ["clone", "--bare", "--no-hardlinks", url, str(dest)]
+
+
+def mirror_repo(url: str, dest: Path) -> Path:
+    """The source is often a checkout owned by another user (mounted into a container): git's
+    upload-pack refuses it unless safe.directory allows it in a global config, hence GIT_CONFIG_GLOBAL."""
+    exists = (dest / "HEAD").exists()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    config = dest.parent / "mirror.gitconfig"
+    config.write_text("[safe]\n\tdirectory = *\n")
+    git(dest if exists else dest.parent, *mirror_argv(url, dest, exists), env={"GIT_CONFIG_GLOBAL": str(config)})
+    return dest
 
 
 def make_release_id(sha: str, now: datetime) -> str:
@@ -134,7 +156,7 @@ def release_nightly(ref: str, settings: ReleaseSettings, now: datetime | None = 
         strategy, model_version, extra_env = "model", model, {"MODEL_ARTIFACT": model}
     try:
         if settings.backend == "docker":
-            started = deploy.start_docker(settings, release_id, sha[:12], strategy, model_version,
+            started = deploy.start_docker(settings, release_id, deploy.image_tag(sha), strategy, model_version,
                                           network=settings.docker_network, extra_env=extra_env)
         else:
             started = deploy.start_process(settings, worktree, strategy, release_dir / "nightly.log",

@@ -119,8 +119,27 @@ def take_due_jobs(path: Path, now: datetime, last_tick: datetime) -> list[tuple[
     return due
 
 
+def heartbeat_path(crontab: Path) -> Path:
+    return crontab.with_name(crontab.name + ".heartbeat")
+
+
+def heartbeat_is_fresh(mtime: float | None, now: float, tick_seconds: float) -> bool:
+    """The scheduler is alive when its heartbeat is younger than three ticks (and at least 30 s)."""
+    return mtime is not None and now - mtime <= max(30.0, 3 * tick_seconds)
+
+
+def scheduler_is_alive(crontab: Path, tick_seconds: float) -> bool:
+    try:
+        mtime: float | None = heartbeat_path(crontab).stat().st_mtime
+    except OSError:
+        mtime = None
+    return heartbeat_is_fresh(mtime, time.time(), tick_seconds)
+
+
 def run_scheduler(path: Path, tick_seconds: float, log_path: Path, max_seconds: float | None = None) -> None:
-    """Run the crontab file's jobs when due, each in the background, until stopped."""
+    """Run the crontab file's jobs when due, each in the background, until stopped.
+
+    Every tick touches `<crontab>.heartbeat` (`movierec scheduler --check`, the container healthcheck)."""
     started = time.monotonic()
     last_tick = datetime.now()
     children: list[subprocess.Popen[bytes]] = []
@@ -133,6 +152,7 @@ def run_scheduler(path: Path, tick_seconds: float, log_path: Path, max_seconds: 
                 children.append(subprocess.Popen(["/bin/sh", "-c", command], stdout=out, stderr=subprocess.STDOUT,
                                                  env=os.environ.copy()))
         last_tick = now
+        heartbeat_path(path).touch()
         children = [child for child in children if child.poll() is None]
         time.sleep(tick_seconds)
     for child in children:

@@ -80,8 +80,13 @@ class ReleaseSettings(EnvSettings):
     margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
     min_nightly_serve_share: float = setting("RELEASE_MIN_NIGHTLY_SERVE_SHARE", 0.95, ge=0.0, le=1.0)
     start_timeout_seconds: float = setting("RELEASE_START_TIMEOUT_SECONDS", 120.0, gt=0)
-    docker_image: str = setting("RELEASE_DOCKER_IMAGE", "movierec/inference")
+    image_namespace: str = setting("MOVIEREC_IMAGE_NAMESPACE", "movierec")
+    # "" -> <MOVIEREC_IMAGE_NAMESPACE>/movierec-inference: the scheme of docker-compose.yml and .gitlab-ci.yml
+    docker_image: str = setting("RELEASE_DOCKER_IMAGE", "")
     docker_network: str = setting("RELEASE_DOCKER_NETWORK", "")  # "" = publish the port on the host
+    # "volume:/path" mounts of the nightly container (the data volume), comma-separated
+    docker_volumes: str | tuple[str, ...] = setting("RELEASE_DOCKER_VOLUMES", ())
+    repo_url: str = setting("RELEASE_REPO_URL", "")  # a repository mirrored into releases/repo.git first
     slack_webhook_url: str = setting("SLACK_WEBHOOK_URL", "", repr=False)
     scheduler_tick_seconds: float = setting("SCHEDULER_TICK_SECONDS", 5.0, gt=0)
     # cron expression of `release model` (train, gate, canary); "" (or off/none/never) = no retraining
@@ -93,8 +98,16 @@ class ReleaseSettings(EnvSettings):
     def _schedule(cls, value: str) -> str:
         return "" if value.strip().lower() in {"off", "none", "never"} else value.strip()
 
+    @field_validator("docker_volumes", mode="after")
+    @classmethod
+    def _volumes(cls, value: str | tuple[str, ...]) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(v.strip() for v in items if v.strip())
+
     @model_validator(mode="after")
     def _derived(self) -> Self:
+        if not self.docker_image:
+            self._set("docker_image", f"{self.image_namespace}/movierec-inference")
         self._set("admin_url", (self.admin_url or f"http://127.0.0.1:{self.up_router_port}").rstrip("/"))
         self._set("admin_token", _resolved_token(self.admin_token, self.common))
         return self

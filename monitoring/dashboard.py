@@ -132,6 +132,7 @@ def create_app(settings: DashboardSettings | None = None, dashboard: Dashboard |
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/health")
+    @app.get("/api/health")  # Grafana's health path: the compose healthcheck works on either
     def health() -> Any:
         try:
             ok = session.get(f"{settings.prometheus_url.rstrip('/')}/-/ready", timeout=1.0).ok

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("load_balancer.admin_token", "`admin token` prints the router's admin token (for curl)"),
     "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
+    "deploy": ("movierec.deploy", "`deploy init-env`: .env with generated secrets for docker-compose.yml"),
 }
 
 # Commands whose process ends in movierec.serving.serve (gunicorn workers share metrics via files).

@@ -47,8 +47,10 @@ def test_compose_has_the_whole_platform() -> None:
     expected = {"database", "kafka", "chroma", "bootstrap", "parser", "inference-main", "inference-nightly",
                 "router", "scheduler", "simulator", "prometheus", "alertmanager", "grafana"}
     assert expected <= set(services)
-    assert services["grafana"]["ports"] == ["3000:3000"]
-    assert services["router"]["ports"] == ["8082:8082"]
+    assert services["grafana"]["ports"] == ["${GRAFANA_PORT:-3000}:3000"]
+    assert services["router"]["ports"] == ["${ROUTER_PORT:-8082}:8082"]
+    for name in ("prometheus", "alertmanager", "grafana", "scheduler", "database", "kafka", "chroma"):
+        assert services[name]["healthcheck"]["test"], name
     assert "KAFKA_PROCESS_ROLES" in services["kafka"]["environment"]  # KRaft, no ZooKeeper
     assert "zookeeper" not in services
     for name in ("parser", "inference-main", "router", "simulator"):

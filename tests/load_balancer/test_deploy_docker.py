@@ -55,7 +55,8 @@ def engine_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any
 def test_docker_backend_creates_starts_and_stops_the_container(engine_calls, data_dir) -> None:
     settings = ReleaseSettings.from_env({"MOVIEREC_DATA_DIR": str(data_dir), "RELEASE_BACKEND": "docker",
                                          "DATABASE_URL": "postgresql+psycopg2://movierec@database/movierec",
-                                         "RELEASE_DOCKER_IMAGE": "movierec/inference"})
+                                         "RELEASE_DOCKER_IMAGE": "movierec/inference",
+                                         "RELEASE_DOCKER_VOLUMES": "movierec-data:/data"})
     started = start_docker(settings, "r1", "abc123", "blend", "blend-r1", network="movierec_default")
     assert started.url == "http://movierec-nightly-r1:8002"
     assert started.handle == {"kind": "docker", "container_id": CONTAINER_ID, "name": "movierec-nightly-r1",
@@ -69,6 +70,7 @@ def test_docker_backend_creates_starts_and_stops_the_container(engine_calls, dat
     assert "DATABASE_URL=postgresql+psycopg2://movierec@database/movierec" in body["Env"]
     assert body["Labels"] == {"movierec.release": "r1", "movierec.role": "nightly"}
     assert body["HostConfig"]["NetworkMode"] == "movierec_default"
+    assert body["HostConfig"]["Binds"] == ["movierec-data:/data"]  # the index the bootstrap job built
     assert any(c["endpoint"] == f"/containers/{CONTAINER_ID}/start" for c in engine_calls)
 
     assert stop_backend(started.handle, timeout_seconds=7)
@@ -83,5 +85,7 @@ def test_docker_backend_publishes_the_port_without_a_network(engine_calls, data_
     started = start_docker(settings, "r2", "def456", "", "r2")
     assert started.url == "http://10.0.0.5:8012"
     body = next(c for c in engine_calls if c["endpoint"] == "/containers/create")["body"]
+    # the image scheme of docker-compose.yml and .gitlab-ci.yml: <namespace>/movierec-inference:<sha12>
+    assert body["Image"] == "movierec/movierec-inference:def456"
     assert body["HostConfig"]["PortBindings"] == {"8012/tcp": [{"HostIp": "", "HostPort": "8012"}]}
     assert body["Cmd"] == ["movierec", "inference", "--port", "8012", "--host", "0.0.0.0"]

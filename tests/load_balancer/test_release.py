@@ -4,6 +4,8 @@ from a client loop that logs requests and watches through db_utils, Slack payloa
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +142,31 @@ def test_nightly_failing_the_offline_gate_is_never_started(platform, clone, pg_e
     assert "HR 1.000 (minimum 1.01)" in gate_log.read_text()  # the ref's own evaluation ran and judged
     payload = slack_receiver.payloads[-1]
     assert "stopped" in payload["text"] and payload["blocks"][0]["type"] == "header"
+
+
+def test_release_mirrors_a_read_only_checkout(tmp_path: Path) -> None:
+    """RELEASE_REPO_URL (compose: the CI checkout mounted at /repo): a bare mirror under the data dir,
+    created once, refreshed with new tags later."""
+    from load_balancer.release import mirror_repo
+
+    source = tmp_path / "src"
+    source.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(source), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (source / "f").write_text("1")
+    run("add", "f")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    run("tag", "release-a")
+    def owned_by_someone_else(owner: str) -> None:  # as a checkout mounted into the scheduler's container
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", owner, str(source)], check=True)
+
+    owned_by_someone_else("12345:12345")
+    mirror = mirror_repo(str(source), tmp_path / "data" / "releases" / "repo.git")
+    tags = lambda: subprocess.run(["git", "-C", str(mirror), "tag"], capture_output=True, text=True).stdout.split()  # noqa: E731
+    assert tags() == ["release-a"]
+    owned_by_someone_else("0:0")
+    run("tag", "release-b")
+    owned_by_someone_else("12345:12345")
+    assert mirror_repo(str(source), mirror) == mirror
+    assert tags() == ["release-a", "release-b"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,12 @@ def test_scheduler_runs_the_crontab_file(tmp_path: Path) -> None:
     run_scheduler(path, tick_seconds=0.2, log_path=tmp_path / "scheduler.log", max_seconds=1.5)
     assert marker.read_text() == "x"  # ran exactly once
     assert scheduled_once(path) == {}
+    # `movierec scheduler --check` (the compose healthcheck) sees its heartbeat
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(tmp_path)}
+    check = [sys.executable, "-m", "movierec.cli", "scheduler", "--check"]
+    assert subprocess.run(check, env=env, capture_output=True).returncode == 0
+    (tmp_path / "crontab.heartbeat").unlink()
+    assert subprocess.run(check, env=env, capture_output=True).returncode == 1
 
 
 def test_slack_payload_format_and_delivery(slack_receiver) -> None:
@@ -93,3 +101,12 @@ def test_undecided_looks_extend_until_the_maximum_window_then_roll_back(
     assert "rolled back" in slack_receiver.payloads[-1]["text"]
     with pytest.raises(Exception, match="no longer the nightly"):
         run_online_eval("r-quiet", settings)
+
+
+def test_scheduler_heartbeat_freshness() -> None:
+    from load_balancer.schedule import heartbeat_is_fresh
+
+    assert heartbeat_is_fresh(100.0, 120.0, 5.0)
+    assert not heartbeat_is_fresh(100.0, 131.0, 5.0)
+    assert heartbeat_is_fresh(100.0, 159.0, 20.0)  # three ticks when they are long
+    assert not heartbeat_is_fresh(None, 100.0, 5.0)
