@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from inference.service import InvalidUserId, RecommendationService, parse_user_id
 from inference.settings import InferenceSettings
+from movierec.http import install_converters
 from movierec.metrics import instrument_flask
 from movierec.openapi import load_openapi
 
@@ -45,7 +46,7 @@ def _bad_request(message: str) -> Any:
     return Response(f"{message}\n", status=400, mimetype="text/plain")
 
 
-@bp.get("/recommend/<path:raw_user_id>")
+@bp.get("/recommend/<anytext:raw_user_id>", merge_slashes=False)
 def recommend(raw_user_id: str) -> Any:
     service = _service()
     answer_format = request.args.get("format")
@@ -93,6 +94,7 @@ def create_app(settings: InferenceSettings | None = None) -> Flask:
     service = RecommendationService.from_settings(settings)
     app = Flask(__name__)
     app.extensions["movierec_inference"] = service
+    install_converters(app)
     app.register_blueprint(bp)
     instrument_flask(app, SERVICE_NAME, service.version)
 

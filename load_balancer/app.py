@@ -25,6 +25,7 @@ from load_balancer.lb_metrics import LB_BACKEND_ERRORS, LB_CANARY_WEIGHT, LB_LAT
 from load_balancer.routing import assign_arm, route_order
 from load_balancer.settings import RouterSettings
 from load_balancer.state import RouterState, bootstrap, load_state
+from movierec.http import install_converters
 from movierec.metrics import instrument_flask
 from movierec.openapi import load_openapi
 
@@ -90,7 +91,7 @@ def _invalid_user(exc: InvalidUserId) -> Response:
     return Response(f"{exc}\n", status=400, content_type="text/plain; charset=utf-8")
 
 
-@router.get("/recommend/<path:raw_user_id>")
+@router.get("/recommend/<anytext:raw_user_id>", merge_slashes=False)
 def recommend(raw_user_id: str) -> Response:
     ctx = context()
     started = time.perf_counter()
@@ -177,6 +178,7 @@ def create_app(settings: RouterSettings | None = None, *, background: bool = Tru
                         health=health_checker)
     ctx.reload()
     app.extensions["movierec_lb"] = ctx
+    install_converters(app)
     app.register_blueprint(router)
     from load_balancer.admin import admin
 

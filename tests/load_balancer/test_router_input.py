@@ -73,6 +73,10 @@ HOSTILE_PATHS = [
     "/recommend/-5",
     "/recommend/%EF%BC%91",  # a full-width digit one: isdigit() in Unicode, not an id
     f"/recommend/{MAX_USER_ID + 1}",
+    "/recommend/1%0A",  # found by schemathesis: werkzeug's path converter does not match a newline (was 404)
+    "/recommend/%C3%9E%C3%AC%1D%01%0A",
+    "/recommend/",
+    "/recommend//1",
 ]
 
 
