@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 # chose, by their own taste, a film that was on it (a real watch of a recommended film, which the
 # simulator files under "own taste"): the log reads a few points higher on both arms, more for the
 # better list, so the lift agrees more closely than the levels.
-ARM_TOLERANCE = 0.06
+ARM_TOLERANCE = 0.04  # measured: +0.016 on both arms (horizon 10 min)
 LIFT_TOLERANCE = 0.03
 USERS = 3000
 
@@ -51,8 +51,9 @@ def test_logged_hit_rates_match_the_simulators_ground_truth(real_index_dir: Path
     assert result.looks == 1 and result.evaluation["final_look"], report
     assert min(result.users.values()) > 400, report
     for arm in ("main", "nightly"):
-        # The same users: every user the simulator saw answered (up to the cutoff) is in the metric.
-        assert result.users[arm] == result.truth_users[arm], report
+        # The same users, but for the window's edges: the metric reads main's requests between the
+        # nightly's first and last request only, the truth every request up to the same cutoff.
+        assert abs(result.users[arm] - result.truth_users[arm]) <= max(3, 0.01 * result.truth_users[arm]), report
         assert -0.01 <= result.logged[arm] - result.truth[arm] <= ARM_TOLERANCE, report
     true_lift = result.truth["nightly"] - result.truth["main"]
     logged_lift = result.logged["nightly"] - result.logged["main"]
