@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from db_utils.models import Deployment
 from db_utils.queries import RecommendationRow, WatchRow, insert_recommendations, upsert_watches
 from movierec.testing import free_port, wait_for_port
 from tests.load_balancer import tiny_inference
-from tests.load_balancer.helpers import ADMIN_TOKEN
+from tests.load_balancer.helpers import ADMIN_TOKEN, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SOURCE = Path(tiny_inference.__file__).read_text()
@@ -125,6 +126,32 @@ def start_platform(postgres_url: str, data_dir: Path, repo: Path, main_url: str,
     platform.start("router", "lb", "--port", str(router_port), "--workers", "2")
     wait_for_port("127.0.0.1", router_port, timeout_seconds=30)
     return platform
+
+
+def answers(url: str) -> bool:
+    """True when `url` answers 2xx now."""
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:
+        return False
+
+
+@contextlib.contextmanager
+def platform_with_bad_main(postgres_url: str, engine: Engine, data_dir: Path, repo: Path, webhook_url: str,
+                           **overrides: str) -> Iterator[Platform]:
+    """Router + scheduler (start_platform) with a tiny `bad` main registered; everything stopped after."""
+    from tests.load_balancer.conftest import serve_in_thread
+
+    main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
+    running = start_platform(postgres_url, data_dir, repo, main.url, webhook_url, **overrides)
+    try:
+        wait_until(lambda: answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
+        running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
+        yield running
+    finally:
+        running.stop()
+        kill_recorded_backends(engine)
+        main.stop()
 
 
 @dataclass

@@ -15,17 +15,14 @@ import requests
 from sqlalchemy import Engine
 
 from load_balancer.schedule import scheduled_once
-from tests.load_balancer import tiny_inference
-from tests.load_balancer.conftest import serve_in_thread
 from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import (
     ClientLoop,
     Platform,
     clone_with_behaviours,
     git,
-    kill_recorded_backends,
+    platform_with_bad_main,
     release_row,
-    start_platform,
 )
 
 WINDOW_DEADLINE_SECONDS = 240  # one-minute window rounded up to cron's minute, plus the evaluation
@@ -39,23 +36,8 @@ def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture
 def platform(postgres_url: str, pg_engine: Engine, data_dir: Path, clone, slack_receiver) -> Iterator[Platform]:
-    main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
-    running = start_platform(postgres_url, data_dir, clone[0], main.url, slack_receiver.url)
-    try:
-        wait_until(lambda: answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
-        running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
+    with platform_with_bad_main(postgres_url, pg_engine, data_dir, clone[0], slack_receiver.url) as running:
         yield running
-    finally:
-        running.stop()
-        kill_recorded_backends(pg_engine)
-        main.stop()
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).ok
-    except requests.RequestException:
-        return False
 
 
 def decided(engine: Engine, status: str):  # type: ignore[no-untyped-def]

@@ -25,10 +25,8 @@ from sqlalchemy import Engine
 from db_utils.queries import WatchRow, upsert_watches
 from tests.inference.conftest import indexed_data_dir  # noqa: F401 (the small catalogue's real index)
 from tests.inference.small_catalog import CLUSTERS
-from tests.load_balancer import tiny_inference
-from tests.load_balancer.conftest import serve_in_thread
 from tests.load_balancer.helpers import wait_until
-from tests.load_balancer.platform import REPO, Platform, kill_recorded_backends, release_row, start_platform
+from tests.load_balancer.platform import REPO, Platform, platform_with_bad_main, release_row
 from vectordb_scripts.catalog_io import ml1m_ratings_path
 
 ORDER = ["space", *[c for c in CLUSTERS if c != "space"]]
@@ -59,25 +57,10 @@ def platform(postgres_url: str, pg_engine: Engine, model_data_dir: Path, tmp_pat
              slack_receiver) -> Iterator[Platform]:
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(repo)], check=True)
-    main = serve_in_thread(tiny_inference.create_app("main-v1", behaviour="bad"))
-    running = start_platform(postgres_url, model_data_dir, repo, main.url, slack_receiver.url,
-                             RELEASE_GATE_ARGS="--strategies popularity", RETRAIN_SCHEDULE="* * * * *",
-                             RELEASE_WINDOW_MINUTES="600")
-    try:
-        wait_until(lambda: _answers(f"{running.router_url}/health"), timeout_seconds=60, interval=0.5)
-        running.admin("POST", "/backends", json={"name": "main", "url": main.url, "version": "main-v1"})
+    with platform_with_bad_main(postgres_url, pg_engine, model_data_dir, repo, slack_receiver.url,
+                                RELEASE_GATE_ARGS="--strategies popularity", RETRAIN_SCHEDULE="* * * * *",
+                                RELEASE_WINDOW_MINUTES="600") as running:
         yield running
-    finally:
-        running.stop()
-        kill_recorded_backends(pg_engine)
-        main.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).ok
-    except requests.RequestException:
-        return False
 
 
 def write_stream(engine: Engine) -> None:

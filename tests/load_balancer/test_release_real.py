@@ -38,8 +38,15 @@ from load_balancer.schedule import scheduled_once
 from movierec.testing import Broker, free_port
 from tests.load_balancer.conftest import Webhook
 from tests.load_balancer.helpers import wait_until
-from tests.load_balancer.platform import REPO, Platform, git, kill_recorded_backends, release_row, start_platform
-from tests.load_balancer.test_release import answers
+from tests.load_balancer.platform import (
+    REPO,
+    Platform,
+    answers,
+    git,
+    kill_recorded_backends,
+    release_row,
+    start_platform,
+)
 
 pytestmark = pytest.mark.slow
 
