@@ -42,7 +42,8 @@ class RouterSettings(EnvSettings):
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)  # of the per-arm intervals the router exports
     margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
     # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)
-    backend_allowed_hosts: str | tuple[str, ...] = setting("LB_BACKEND_ALLOWED_HOSTS", DEFAULT_ALLOWED_BACKEND_HOSTS)
+    backend_allowed_hosts: str | tuple[str, ...] = setting(
+        "LB_BACKEND_ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_BACKEND_HOSTS))
 
     @field_validator("backend_allowed_hosts", mode="after")
     @classmethod
@@ -85,7 +86,7 @@ class ReleaseSettings(EnvSettings):
     docker_image: str = setting("RELEASE_DOCKER_IMAGE", "")
     docker_network: str = setting("RELEASE_DOCKER_NETWORK", "")  # "" = publish the port on the host
     # "volume:/path" mounts of the nightly container (the data volume), comma-separated
-    docker_volumes: str | tuple[str, ...] = setting("RELEASE_DOCKER_VOLUMES", ())
+    docker_volumes: str | tuple[str, ...] = setting("RELEASE_DOCKER_VOLUMES", "")
     repo_url: str = setting("RELEASE_REPO_URL", "")  # a repository mirrored into releases/repo.git first
     slack_webhook_url: str = setting("SLACK_WEBHOOK_URL", "", repr=False)
     scheduler_tick_seconds: float = setting("SCHEDULER_TICK_SECONDS", 5.0, gt=0)
