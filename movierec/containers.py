@@ -376,17 +376,15 @@ class Engine:
 
     def build(self, image: str, context: Path, *, dockerfile: Path | None = None, target: str | None = None,
               build_args: Mapping[str, str] | None = None, volumes: Sequence[str] = (),
-              extra_inputs: Sequence[str] = (), no_cache: bool = False) -> tuple[str, bool]:
-        """`podman build` unless `image` already carries the hash of its inputs; returns (image, built).
-
-        no_cache: build every step again (cold build, for the benchmark)."""
+              extra_inputs: Sequence[str] = ()) -> tuple[str, bool]:
+        """`podman build` unless `image` already carries the hash of its inputs; returns (image, built)."""
         dockerfile = dockerfile or context / "Dockerfile"
         args = dict(build_args or {})
         key = context_digest(context, dockerfile, [str(target), json.dumps(args, sort_keys=True), *extra_inputs])
-        if not no_cache and self.image_label(image) == key:
+        if self.image_label(image) == key:
             return image, False
         # --format docker: the OCI image format has no HEALTHCHECK (podman would drop the Dockerfile's).
-        argv = ["build", "--no-cache" if no_cache else "--layers", "--format", "docker", "--network", "host",
+        argv = ["build", "--layers", "--format", "docker", "--network", "host",
                 "-f", str(dockerfile), "-t", image, "--label", f"{INPUTS_LABEL}={key}"]
         if target:
             argv += ["--target", target]

@@ -50,17 +50,23 @@ class Stack:
     checkout: Path | None = None  # a clone of this repository, the scheduler's /repo (RELEASE_CHECKOUT)
 
     # ------------------------------------------------------------------ images
-    def build_images(self, no_cache: bool = False) -> dict[str, bool]:
-        """Every image the run needs; unchanged inputs skip the build (label movierec.inputs)."""
+    def build_images(self, cold: bool = False) -> dict[str, bool]:
+        """Every image the run needs; unchanged inputs skip the build (label movierec.inputs).
+
+        cold: the images and their cached layers are removed first (the debootstrap base stays), so
+        every step runs once and the later targets share the first one's layers, as in a fresh build."""
+        if cold:
+            names = [f"{IMAGE_NAMESPACE}/movierec-{t}:{TAG}" for t in PROJECT_TARGETS]
+            names += [f"movierec-standins/{n}:{TAG}" for n in (*STANDINS_ON_BASE, *STANDINS_ON_PROJECT)]
+            self.engine.podman("rmi", "-f", *names, check=False)
+            self.engine.podman("image", "prune", "-f", check=False)
         pip_env, volumes = pip_build_args()
         built: dict[str, bool] = {}
         common = {**pip_env, "BASE_IMAGE": self.base}
         for target in PROJECT_TARGETS:
             started = time.monotonic()
             image = f"{IMAGE_NAMESPACE}/movierec-{target}:{TAG}"
-            # Cold: the first target without the layer cache; the others share its stages, as in a real build.
             _, built[image] = self.engine.build(image, ROOT, target=target, volumes=volumes,
-                                                no_cache=no_cache and target == PROJECT_TARGETS[0],
                                                 build_args={**common, "TORCH_INDEX_URL": ""})
             self.build_seconds[image] = time.monotonic() - started
         tools = f"{IMAGE_NAMESPACE}/movierec-tools:{TAG}"
@@ -71,7 +77,7 @@ class Stack:
             args = dict(common) if name in STANDINS_ON_BASE else {"MOVIEREC_IMAGE": tools}
             extra = [] if name in STANDINS_ON_BASE else [tools_id]
             _, built[image] = self.engine.build(image, ROOT / "deploy" / "standins" / name, build_args=args,
-                                                volumes=volumes, extra_inputs=extra, no_cache=no_cache)
+                                                volumes=volumes, extra_inputs=extra)
             self.build_seconds[image] = time.monotonic() - started
         return built
 
