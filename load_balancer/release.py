@@ -87,8 +87,7 @@ def run_gate(settings: ReleaseSettings, worktree: Path, log_path: Path, model: s
     """The ref's own offline evaluation; returns its exit code (0 = gate passed).
     With `model`, the gated strategy is that trained artifact (`--gate model --model <version>`)."""
     gate = ["model", "--model", model] if model else [settings.gate_strategy]
-    # Only the gated strategy (and popularity, which --gate adds): the reference rows cost minutes.
-    argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--strategies", gate[0], "--gate", *gate]
+    argv = [settings.python, "-m", "movierec.cli", "eval", "offline", "--gate", *gate]
     if settings.gate_min_hit_rate > 0:
         argv += ["--min-hr", f"{settings.gate_min_hit_rate:g}"]
     argv += shlex.split(settings.gate_extra_args)
