@@ -239,8 +239,12 @@ def test_the_readme_journey_on_a_fresh_clone(real_index_dir: Path, tmp_path: Pat
         status = user.movierec("status")
         parser_row = next(line for line in status.stdout.splitlines() if line.startswith("parser"))
         assert parser_row.split()[3] == "2", status.stdout
-        lines = stream_lines(f"127.0.0.1:{ports['UP_KAFKA_PORT']}", "movielog")
-        assert len(lines) > 1000
+        # Enough of a stream to lose something in: the simulator writes it at UP_SIMULATOR_RATE.
+        def enough_lines() -> list | None:
+            got = stream_lines(f"127.0.0.1:{ports['UP_KAFKA_PORT']}", "movielog")
+            return got if len(got) > 1000 else None
+
+        lines = wait_until(enough_lines, timeout_seconds=120, interval=2, what="1,000 stream lines")
         db = data_dir / "movierec.db"
 
         def all_written() -> dict[str, int] | None:
