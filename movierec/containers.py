@@ -328,6 +328,18 @@ class Engine:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
         self.process = None
+        self._stop_leftovers()
+
+    def _stop_leftovers(self) -> None:
+        """End what podman leaves behind once its service is gone: the conmon monitors of `exec`
+        sessions (the healthcheck runs), recognised by this run's own config dir on their command line."""
+        import psutil
+
+        mine = str(self.run_dir)
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if proc.pid != os.getpid() and any(mine in part for part in proc.info["cmdline"] or ()):
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
 
     # --------------------------------------------------------------------------- images
 
