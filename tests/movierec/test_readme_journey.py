@@ -32,6 +32,7 @@ import requests
 from data_parsing.parser import MalformedLine, RatingEvent, RecommendationEvent, WatchEvent, parse_line
 from movierec.testing import free_port, wait_until
 from tests.load_balancer.conftest import Webhook, slack_receiver  # noqa: F401 - the fixture
+from tests.movierec.leftovers import processes_using
 
 pytestmark = pytest.mark.slow
 
@@ -64,22 +65,6 @@ def edit_dotenv(path: Path, values: dict[str, str]) -> None:
     missing = set(values) - seen
     assert not missing, f"not documented in .env.example: {missing}"
     path.write_text("\n".join(lines) + "\n")
-
-
-def processes_using(data_dir: Path) -> list[str]:
-    """Processes whose environment names this data dir: anything the platform started and left."""
-    needle = f"MOVIEREC_DATA_DIR={data_dir}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ")[:200]
-                found.append(f"{proc.name}: {command!r}")
-        except OSError:
-            continue
-    return found
 
 
 class User:

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from movierec.testing import free_port
+from tests.movierec.leftovers import processes_using
 
 pytestmark = pytest.mark.slow
 
@@ -54,21 +55,6 @@ def _state(data_dir: Path) -> dict | None:
         return json.loads((data_dir / "run" / "supervisor.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def _processes_using(data_dir: Path) -> list[int]:
-    """Pids whose environment names this data dir: anything `up` started and left behind."""
-    needle = f"MOVIEREC_DATA_DIR={data_dir}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 def _count(db: Path, table: str) -> int:
@@ -141,7 +127,7 @@ def test_up_runs_the_platform_and_stops_cleanly(real_index_dir: Path, tmp_path: 
             up.wait(timeout=60)
         log.close()
     time.sleep(1)
-    assert _processes_using(data_dir) == [], "processes left behind after movierec down"
+    assert processes_using(data_dir) == [], "processes left behind after movierec down"
     assert _state(data_dir) is None
     text = (tmp_path / "up.log").read_text()
     assert "platform ready" in text and "[up] stopped" in text
