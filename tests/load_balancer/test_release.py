@@ -63,7 +63,10 @@ def test_tagged_nightly_with_better_ranking_is_promoted(platform, clone, pg_engi
                               interval=1)
         wait_until(lambda: any("promoted to main" in p["text"] for p in slack_receiver.payloads),
                    timeout_seconds=30)
-        after = requests.get(f"{platform.router_url}/recommend/3", timeout=5)
+        # Every router worker follows the promotion within LB_STATE_POLL_SECONDS (the one that took the admin
+        # call at once): a request may reach a worker that has not polled yet.
+        after = wait_until(lambda: (r := requests.get(f"{platform.router_url}/recommend/3", timeout=5)).headers.get(
+            "X-Served-By") == "main" and r, timeout_seconds=15, interval=0.2, what="the router serving the new main")
     assert client.stats.failures == []
     assert client.stats.versions.get(promoted.version, 0) > 50 and client.stats.versions.get("main-v1", 0) > 50
     assert promoted.role == "main" and promoted.metrics["decision"] == "promote"

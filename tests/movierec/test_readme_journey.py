@@ -205,6 +205,14 @@ def test_the_readme_journey_on_a_fresh_clone(real_index_dir: Path, tmp_path: Pat
 
         registered = wait_until(nightly, timeout_seconds=60, interval=1)
         print(f"nightly {registered['version']} registered {time.monotonic() - tagged_at:.0f}s after the tag")
+        # The router's workers poll the deployments state every LB_STATE_POLL_SECONDS: wait until each one
+        # routes the canary share to the registered nightly, not the one `up` started.
+        def routed_to_registered() -> bool:
+            probe = [requests.get(f"{router}/recommend/{user_id}", timeout=10) for user_id in range(1, 41)]
+            return {r.headers["X-Model-Version"] for r in probe
+                    if r.headers["X-Served-By"] == "nightly"} == {registered["version"]}
+
+        wait_until(routed_to_registered, timeout_seconds=30, interval=0.5, what="every worker on the new nightly")
         served = [requests.get(f"{router}/recommend/{user_id}", timeout=10) for user_id in range(1, 301)]
         assert all(r.status_code == 200 for r in served)
         by_nightly = [r for r in served if r.headers["X-Served-By"] == "nightly"]
