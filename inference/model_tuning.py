@@ -11,13 +11,13 @@ Coordinate search from the defaults: one parameter at a time over a few values, 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, replace
 from pathlib import Path
 
 from inference.ease import RankerParams
 from inference.evaluation import temporal_split
 from inference.model import ModelRanker, fit_model
 from inference.offline_eval import EvalConfig, evaluate
+from inference.tuning import coordinate_search
 from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
 from vectordb_scripts.neighbours import load_table
 
@@ -48,20 +48,14 @@ def main() -> int:
     train, _ = temporal_split(ratings[ratings["movie_id"].isin(table.row_of)], 10)
     interactions = train.rename(columns={"user_id": "user"})[["user", "movie_id", "timestamp"]]
     config = EvalConfig(["popularity"], users="even", max_users=args.max_users)
-    best = RankerParams()
-    for name in args.params:
-        variants = {f"{name}={v}": replace(best, **{name: v}) for v in GRID[name]}
+
+    def score(variants: dict[str, RankerParams]) -> dict[str, tuple[float, float]]:
         extra = {label: ModelRanker(fit_model(interactions, p, 0, label), table) for label, p in variants.items()}
         result = evaluate(table, ratings, config, catalog, extra=extra)
-        for label in variants:
-            s = result.scores[label]
-            print(f"{label:24s} HR@20 {s.hit_rate:.4f} NDCG@20 {s.ndcg:.4f} {s.ms_per_user:.2f} ms/user", flush=True)
-        chosen = max(variants, key=lambda label: (result.scores[label].hit_rate, result.scores[label].ndcg))
-        best = variants[chosen]
-        print(f"-> {chosen}", flush=True)
-    print("best:", asdict(best))
-    return 0
+        return {label: (result.scores[label].hit_rate, result.scores[label].ndcg) for label in variants}
 
+    coordinate_search(RankerParams(), GRID, score, names=args.params, width=24)
+    return 0
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TypeVar
 
 from inference.offline_eval import EvalConfig, evaluate
 from inference.ranking import BlendParams, rank_blend
@@ -31,6 +33,27 @@ GRID: dict[str, list[float]] = {
 }
 
 
+P = TypeVar("P")
+
+
+def coordinate_search(start: P, grid: Mapping[str, Sequence[float]],
+                      score: Callable[[dict[str, P]], Mapping[str, tuple[float, float]]],
+                      names: Sequence[str] | None = None, width: int = 28) -> P:
+    """Vary one parameter of the dataclass `start` at a time over `grid`, keep the best variant by
+    (HR@20, NDCG@20) as `score` returns them for each label, then vary the next parameter."""
+    best = start
+    for name in names or list(grid):
+        variants = {f"{name}={v}": replace(best, **{name: v}) for v in grid[name]}  # type: ignore[type-var]
+        scores = score(variants)
+        for label in variants:
+            print(f"{label:{width}s} HR@20 {scores[label][0]:.4f} NDCG@20 {scores[label][1]:.4f}", flush=True)
+        chosen = max(variants, key=lambda label: scores[label])
+        best = variants[chosen]
+        print(f"-> {chosen}", flush=True)
+    print("best:", asdict(best))  # type: ignore[call-overload]
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -39,20 +62,15 @@ def main() -> int:
     table = load_table(args.data_dir / "index" / "neighbours.npz")
     ratings, catalog = load_ml1m_ratings(args.data_dir), load_catalog(args.data_dir)
     config = EvalConfig(["itemknn"], users="even", max_users=args.max_users)
-    best = BlendParams()
-    for name, values in GRID.items():
-        variants = {f"{name}={v}": replace(best, **{name: v}) for v in values}
+
+    def score(variants: dict[str, BlendParams]) -> dict[str, tuple[float, float]]:
         extra = {label: functools.partial(rank_blend, params=p) for label, p in variants.items()}
         result = evaluate(table, ratings, config, catalog, extra=extra)
-        for label in variants:
-            s = result.scores[label]
-            print(f"{label:28s} HR@20 {s.hit_rate:.4f} NDCG@20 {s.ndcg:.4f}", flush=True)
-        chosen = max(variants, key=lambda label: (result.scores[label].hit_rate, result.scores[label].ndcg))
-        best = variants[chosen]
-        print(f"-> {chosen} (itemknn HR@20 {result.scores['itemknn'].hit_rate:.4f})", flush=True)
-    print("best:", asdict(best))
-    return 0
+        print(f"(itemknn HR@20 {result.scores['itemknn'].hit_rate:.4f})", flush=True)
+        return {label: (result.scores[label].hit_rate, result.scores[label].ndcg) for label in variants}
 
+    coordinate_search(BlendParams(), GRID, score)
+    return 0
 
 if __name__ == "__main__":
     raise SystemExit(main())
