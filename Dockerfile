@@ -9,14 +9,14 @@
 #   BASE_IMAGE       python:3.11-slim-bookworm; any Debian-based image with python/pip on PATH works
 #                    (the containers test uses a base made locally with debootstrap).
 #   TORCH_VERSION    2.13.0
-#   TORCH_INDEX_URL  the CPU-only PyTorch index, so sentence-transformers does not pull a multi-GB
-#                    CUDA build; empty = pip's configured sources (a mirror or local wheels holding the CPU build).
+#   TORCH_INDEX_URL  an index for PyTorch alone, such as PyTorch's CPU-only index (so sentence-transformers
+#                    does not pull a multi-GB CUDA build); empty (default) = pip's configured sources.
 #   PIP_*            pip's own settings (index, CA bundle, find-links) for builds behind a mirror;
 #                    unset by default, used only while building, never stored in the image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS base
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_INDEX_URL=
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_FIND_LINKS

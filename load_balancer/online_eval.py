@@ -126,16 +126,17 @@ def look(session: Session, main_version: str, nightly_version: str, salt: str, w
     counted = settled(recs, horizon)
     main_arm = summarise_arm(main_version, counted, watches, horizon)
     nightly_arm = summarise_arm(nightly_version, counted, watches, horizon)
-    verdict = decide(main_arm, nightly_arm, alpha=settings.alpha, margin=settings.margin,
+    verdict = decide(main_arm, nightly_arm, alpha=settings.alpha, margin=settings.margin, tau=settings.tau,
                      min_users_per_arm=settings.min_users_per_arm, final=final, nightly_share=share,
                      nightly_assigned_requests=assigned_requests, min_serve_share=settings.min_nightly_serve_share)
     arms = {name: {**arm.as_dict(), **dict(zip(("estimate", "lower", "upper"),
-                                               arm_interval(arm, settings.alpha, settings.margin), strict=True))}
+                                               arm_interval(arm, settings.alpha, settings.tau), strict=True))}
             for name, arm in (("main", main_arm), ("nightly", nightly_arm))}
     return {"verdict": verdict.as_dict(), **arms, "final_look": final,
             "age_minutes": round(age.total_seconds() / 60, 2),
             "nightly_assigned_requests": assigned_requests, "nightly_serve_share": share,
             "horizon_minutes": settings.hit_horizon_minutes, "alpha": settings.alpha, "margin": settings.margin,
+            "tau": settings.tau,
             "evaluated_at": datetime.now().isoformat(timespec="seconds")}
 
 
@@ -240,7 +241,7 @@ def refresh_hit_rate_gauge(ctx: Any) -> None:
         if version:
             summary = summarise_arm(version, counted, watches, horizon)
             if summary.requests:
-                estimate, lower, upper = arm_interval(summary, ctx.settings.alpha, ctx.settings.margin)
+                estimate, lower, upper = arm_interval(summary, ctx.settings.alpha, ctx.settings.tau)
                 ONLINE_HIT_RATE.labels(arm).set(estimate)
                 ONLINE_HIT_RATE_LOWER.labels(arm).set(lower)
                 ONLINE_HIT_RATE_UPPER.labels(arm).set(upper)

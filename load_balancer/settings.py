@@ -41,6 +41,8 @@ class RouterSettings(EnvSettings):
     hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 10.0, gt=0)
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)  # of the per-arm intervals the router exports
     margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
+    # spread of the mSPRT's normal mixture: the hit-rate difference the test is tuned to detect fastest
+    tau: float = setting("RELEASE_MSPRT_TAU", 0.05, gt=0.0, le=1.0)
     # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)
     backend_allowed_hosts: str | tuple[str, ...] = setting(
         "LB_BACKEND_ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_BACKEND_HOSTS))
@@ -79,6 +81,8 @@ class ReleaseSettings(EnvSettings):
     min_users_per_arm: int = setting("RELEASE_MIN_USERS_PER_ARM", 30, ge=1)
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)
     margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
+    # spread of the mSPRT's normal mixture: the hit-rate difference the test is tuned to detect fastest
+    tau: float = setting("RELEASE_MSPRT_TAU", 0.05, gt=0.0, le=1.0)
     min_nightly_serve_share: float = setting("RELEASE_MIN_NIGHTLY_SERVE_SHARE", 0.95, ge=0.0, le=1.0)
     start_timeout_seconds: float = setting("RELEASE_START_TIMEOUT_SECONDS", 120.0, gt=0)
     image_namespace: str = setting("MOVIEREC_IMAGE_NAMESPACE", "movierec")

@@ -201,6 +201,7 @@ def decide(
     *,
     alpha: float,
     margin: float,
+    tau: float,
     min_users_per_arm: int,
     final: bool = True,
     nightly_share: float | None = None,
@@ -208,7 +209,8 @@ def decide(
     min_serve_share: float = 0.95,
 ) -> Verdict:
     """One look of the sequential test (see the module docstring); `final` = the maximum window is reached,
-    so an undecided look rolls back instead of extending. The mixture's spread is the margin."""
+    so an undecided look rolls back instead of extending. `tau` is the spread of the mixture over the
+    difference: the size of effect the test reaches a decision on fastest (any tau keeps the error rate)."""
     if nightly_share is not None and nightly_assigned_requests >= min_users_per_arm and nightly_share < min_serve_share:
         return Verdict("rollback", f"nightly answered only {nightly_share:.1%} of its users' requests "
                                    f"(minimum {min_serve_share:.0%}); the router retried the rest on main")
@@ -218,9 +220,9 @@ def decide(
                        f"{reason} at the end of the maximum window" if final else reason)
     estimate = nightly.mean_user_hit_rate - main.mean_user_hit_rate
     variance = nightly.variance_of_mean + main.variance_of_mean
-    lower, upper = always_valid_interval(estimate, variance, alpha, margin)
-    p_noninferior = msprt_p_value(estimate, variance, -margin, margin) if estimate > -margin else 1.0
-    p_worse = msprt_p_value(estimate, variance, 0.0, margin) if estimate < 0 else 1.0
+    lower, upper = always_valid_interval(estimate, variance, alpha, tau)
+    p_noninferior = msprt_p_value(estimate, variance, -margin, tau) if estimate > -margin else 1.0
+    p_worse = msprt_p_value(estimate, variance, 0.0, tau) if estimate < 0 else 1.0
     welch_p = welch_noninferiority(nightly.user_hit_rates, main.user_hit_rates, margin)
     z_p = two_proportion_noninferiority(nightly.hits, nightly.requests, main.hits, main.requests, margin)
     summary = (f"per-user hit rate nightly {nightly.mean_user_hit_rate:.3f} vs main {main.mean_user_hit_rate:.3f} "

@@ -59,38 +59,38 @@ def arm(version: str, rates: list[float], per_user_requests: int = 4) -> ArmSumm
 def test_clearly_better_nightly_is_promoted() -> None:
     main = arm("m", [0.0, 0.25] * 40)
     nightly = arm("n", [0.5, 0.75] * 40)
-    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30)
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30)
     assert verdict.decision == "promote" and verdict.p_value is not None and verdict.p_value < 0.05
 
 
 def test_clearly_worse_nightly_is_rolled_back() -> None:
     main = arm("m", [0.5, 0.75] * 40)
     nightly = arm("n", [0.0, 0.25] * 40)
-    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30, final=False)
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30, final=False)
     assert verdict.decision == "rollback" and verdict.p_value is not None and verdict.p_value < 0.05
     assert verdict.reason.startswith("nightly worse") and verdict.upper < 0
 
 
 def test_too_few_users_extends_until_the_maximum_window() -> None:
     few = (arm("m", [0.5] * 50), arm("n", [0.5] * 10))
-    assert decide(*few, alpha=0.05, margin=0.02, min_users_per_arm=30, final=False).decision == "extend"
-    verdict = decide(*few, alpha=0.05, margin=0.02, min_users_per_arm=30, final=True)
+    assert decide(*few, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30, final=False).decision == "extend"
+    verdict = decide(*few, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30, final=True)
     assert verdict.decision == "rollback" and "too few users" in verdict.reason
 
 
 def test_an_undecided_look_extends_and_the_last_look_rolls_back() -> None:
     main = arm("m", [0.0, 1.0] * 40, per_user_requests=1)
     nightly = arm("n", [0.0, 1.0] * 40, per_user_requests=1)  # identical, but 80 users cannot show it
-    look = decide(main, nightly, alpha=0.05, margin=0.05, min_users_per_arm=30, final=False)
+    look = decide(main, nightly, alpha=0.05, margin=0.05, tau=0.05, min_users_per_arm=30, final=False)
     assert look.decision == "extend" and look.lower < -0.05 < 0 < look.upper and look.estimate == 0.0
     assert "undecided" in look.reason and "[" in look.reason and "p=" in look.reason
-    last = decide(main, nightly, alpha=0.05, margin=0.05, min_users_per_arm=30, final=True)
+    last = decide(main, nightly, alpha=0.05, margin=0.05, tau=0.05, min_users_per_arm=30, final=True)
     assert last.decision == "rollback" and "maximum window" in last.reason
 
 
 def test_identical_arms_with_enough_users_are_non_inferior() -> None:
     same = [0.0, 1.0] * 2000
-    verdict = decide(arm("m", same, 1), arm("n", same, 1), alpha=0.05, margin=0.05, min_users_per_arm=30,
+    verdict = decide(arm("m", same, 1), arm("n", same, 1), alpha=0.05, margin=0.05, tau=0.05, min_users_per_arm=30,
                      final=False)
     assert verdict.decision == "promote" and verdict.lower > -0.05 and verdict.p_value < 0.05
 
@@ -133,8 +133,8 @@ def test_arm_interval_contains_the_mean_and_stays_in_0_1() -> None:
 
 
 def test_a_nightly_that_rarely_answers_is_rolled_back_whatever_its_hits() -> None:
-    verdict = decide(arm("m", [0.2] * 50), arm("n", [1.0] * 50), alpha=0.05, margin=0.02, min_users_per_arm=30,
-                     nightly_share=0.1, nightly_assigned_requests=200)
+    verdict = decide(arm("m", [0.2] * 50), arm("n", [1.0] * 50), alpha=0.05, margin=0.02, tau=0.05,
+                     min_users_per_arm=30, nightly_share=0.1, nightly_assigned_requests=200)
     assert verdict.decision == "rollback" and "answered only" in verdict.reason
 
 
@@ -159,7 +159,7 @@ def test_a_worse_nightly_with_zero_one_user_rates_is_not_called_non_inferior() -
     # shifted by the margin counted every tie as a nightly win and promoted this nightly (p=1e-6).
     main = arm("m", [1.0] * 105 + [0.0] * 45, per_user_requests=1)  # 0.70
     nightly = arm("n", [1.0] * 75 + [0.0] * 75, per_user_requests=1)  # 0.50
-    verdict = decide(main, nightly, alpha=0.05, margin=0.02, min_users_per_arm=30)
+    verdict = decide(main, nightly, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30)
     assert verdict.decision == "rollback" and verdict.p_value > 0.99
     same = [1.0] * 70 + [0.0] * 30
     assert 0.3 < welch_noninferiority(same, same, margin=0.0) < 0.7
@@ -172,3 +172,18 @@ def test_only_requests_whose_horizon_has_passed_count() -> None:
     recs = [rec(1, 0, "m"), rec(2, 30, "m"), rec(3, 31, "n"), rec(4, 60, "n")]
     assert [r.user_id for r in settled(recs, HORIZON)] == [1, 2]
     assert settled([], HORIZON) == []
+
+
+def test_a_clear_lift_on_a_hundred_users_per_arm_is_promoted_with_the_default_spread() -> None:
+    # CI's release test: 0.630 vs 0.418 on 141 vs 120 users (variance of the difference 0.0017), Welch
+    # p = 1e-7. With the mixture's spread equal to the margin (0.02, far below the standard error 0.04)
+    # the always-valid interval was [-0.047, +0.471] and a nightly 21 points ahead was rolled back.
+    rng = np.random.default_rng(3)
+    main = arm("m", list(rng.binomial(2, 0.418, 120) / 2), per_user_requests=2)
+    nightly = arm("n", list(rng.binomial(2, 0.630, 141) / 2), per_user_requests=2)
+    assert nightly.mean_user_hit_rate - main.mean_user_hit_rate > 0.15
+    assert 0.001 < main.variance_of_mean + nightly.variance_of_mean < 0.0025
+    narrow = decide(main, nightly, alpha=0.05, margin=0.02, tau=0.02, min_users_per_arm=30)
+    assert narrow.decision == "rollback" and narrow.lower < -0.02  # the old spread: undecided at the last look
+    default = decide(main, nightly, alpha=0.05, margin=0.02, tau=0.05, min_users_per_arm=30)
+    assert default.decision == "promote" and default.lower > 0.0
