@@ -31,8 +31,8 @@ import numpy as np
 from inference.ranking import strategy_named
 from inference.recommender import Recommender
 from load_balancer.settings import ReleaseSettings
-from movierec.benchlog import REPORTS_DIR, record_run
-from movierec.testing import test_data_dir
+from movierec.base.benchlog import REPORTS_DIR, record_run
+from movierec.base.scratch import test_data_dir
 from simulator.canary_trials import (
     HISTORY_DAYS,
     SCENARIOS,

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from movierec.benchlog import record_run
-from movierec.testing import postgres_schema_url
+from movierec.base.benchlog import record_run
+from movierec.base.scratch import postgres_schema_url
 from vectordb_scripts.catalog_build import DEFAULT_TARGET_SIZE, build_catalog, coverage_table, load_database
 from vectordb_scripts.fetch import fetch_data
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from movierec.benchlog import record_run
+from movierec.base.benchlog import record_run
 from tests.containers.stack import Stack, start_engine
 
 LONG_RUNNING = ("database", "kafka", "chroma", "parser", "inference-main", "inference-nightly", "router",

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.models import DeadLetter
 from db_utils.queries import insert_dead_letters
-from movierec.benchlog import record_run
+from movierec.base.benchlog import record_run
 
 with atheris.instrument_imports(include=["data_parsing", "db_utils.ids"]):
     from data_parsing.batch import Batch

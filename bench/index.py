@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from movierec.benchlog import record_run
-from movierec.testing import test_data_dir
+from movierec.base.benchlog import record_run
+from movierec.base.scratch import test_data_dir
 from vectordb_scripts.catalog_io import load_catalog
 from vectordb_scripts.index import IndexSettings, build_index, load_ml1m_ratings_if_any
 

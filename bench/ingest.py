@@ -34,8 +34,9 @@ from data_parsing.producer import StreamProducer
 from data_parsing.settings import ParserSettings
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.models import DeadLetter, Rating, Recommendation, Watch
-from movierec.benchlog import record_run
-from movierec.testing import postgres_schema_url, start_broker
+from movierec.base.benchlog import record_run
+from movierec.base.broker import start_broker
+from movierec.base.scratch import postgres_schema_url
 
 WORDS = [
     "the", "night", "star", "love", "man", "city", "war", "last", "dark", "house", "girl", "story", "world",

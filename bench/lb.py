@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from db_utils.engine import upgrade_database
-from movierec.benchlog import record_run
-from movierec.testing import free_port, postgres_schema_url, wait_for_port
+from movierec.base.benchlog import record_run
+from movierec.base.ports import free_port, wait_for_port
+from movierec.base.scratch import postgres_schema_url
 
 _spec = importlib.util.spec_from_file_location("bench_recommend", Path(__file__).with_name("recommend.py"))
 recommend = importlib.util.module_from_spec(_spec)

@@ -31,8 +31,10 @@ from typing import Any
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from db_utils.engine import make_engine, upgrade_database
-from movierec.benchlog import REPORTS_DIR, record_run
-from movierec.testing import free_port, postgres_schema_url, start_broker, test_data_dir
+from movierec.base.benchlog import REPORTS_DIR, record_run
+from movierec.base.broker import start_broker
+from movierec.base.ports import free_port
+from movierec.base.scratch import postgres_schema_url, test_data_dir
 from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import REPO, release_row, start_platform
 

@@ -24,8 +24,8 @@ from inference.offline_eval import _histories, evaluation_catalogue
 from inference.ranking import rank_blend, rank_popularity
 from inference.recommender import build_profile
 from inference.reference import fit_reference
-from movierec.benchlog import record_run
-from movierec.testing import test_data_dir
+from movierec.base.benchlog import record_run
+from movierec.base.scratch import test_data_dir
 from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
 from vectordb_scripts.neighbours import load_table
 

@@ -29,8 +29,9 @@ import numpy as np
 
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.queries import RatingRow, WatchRow, upsert_ratings, upsert_watches
-from movierec.benchlog import record_run
-from movierec.testing import free_port, postgres_schema_url, wait_for_port
+from movierec.base.benchlog import record_run
+from movierec.base.ports import free_port, wait_for_port
+from movierec.base.scratch import postgres_schema_url
 from vectordb_scripts.neighbours import NEIGHBOURS_FILE, NeighbourTable, load_table, save_table
 
 HISTORY_SIZES = (1, 10, 50, 200)

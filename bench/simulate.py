@@ -5,7 +5,7 @@
 Each run is `movierec simulate` as a subprocess (the real CLI, the real taste model fitted on ML-1M
 from the data dir, cached after the first fit), at `--speed 0` (no pacing) and no rate limit, with
 `--recommend-fraction 0` (no inference service in the loop: this measures the simulator itself).
-The broker run starts Tansu with movierec.testing.start_broker. Lines/s come from the run's own
+The broker run starts Tansu with movierec.base.broker.start_broker. Lines/s come from the run's own
 summary (model loading excluded, final Kafka flush included); peak RSS from the child's rusage.
 """
 
@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from movierec.benchlog import record_run
-from movierec.settings import CommonSettings
-from movierec.testing import start_broker, test_data_dir
+from movierec.base.benchlog import record_run
+from movierec.base.broker import start_broker
+from movierec.base.scratch import test_data_dir
+from movierec.base.settings import CommonSettings
 
 RSS_LIMIT_MB = 1024
 

@@ -3,7 +3,7 @@
     python bench/up.py [--data-dir DIR] [--runs 3]
 
 Seeds a fresh data dir (default: a temp dir) with the real catalogue, vector index and taste model
-of the test data (`movierec.testing.test_data_dir()`), then runs `movierec up --detach` (it returns
+of the test data (`movierec.base.scratch.test_data_dir()`), then runs `movierec up --detach` (it returns
 when every service is healthy) and `movierec down`, once for the first start (the preparation runs
 and writes its stamp) and `--runs` times more with nothing changed (the stamp check skips the
 preparation). Services get free ports, so the machine's other servers are not disturbed.
@@ -23,8 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from movierec.benchlog import record_run
-from movierec.testing import free_port, test_data_dir
+from movierec.base.benchlog import record_run
+from movierec.base.ports import free_port
+from movierec.base.scratch import test_data_dir
 
 COPIED = ("raw", "catalog", "chroma", "index", "simulator")
 PORTS = ("UP_KAFKA_PORT", "PARSER_METRICS_PORT", "UP_MAIN_PORT", "UP_NIGHTLY_PORT", "UP_ROUTER_PORT",

@@ -10,7 +10,7 @@ import sys
 from data_parsing.consumer import IngestLoop, ShutdownIncomplete
 from data_parsing.settings import ParserSettings
 from db_utils.engine import make_engine
-from movierec.metrics import start_metrics_server
+from movierec.base.metrics import start_metrics_server
 
 log = logging.getLogger("movierec.parser")
 

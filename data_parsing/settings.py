@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
 class ParserSettings(EnvSettings):

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from db_utils.engine import alembic_config, upgrade_database
-from movierec.settings import CommonSettings
+from movierec.base.settings import CommonSettings
 
 
 def main(argv: list[str]) -> int:

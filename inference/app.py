@@ -1,11 +1,11 @@
-"""The inference Flask application (factory `create_app`), served by gunicorn via movierec.serving.
+"""The inference Flask application (factory `create_app`), served by gunicorn via movierec.base.serving.
 
 GET /recommend/<user_id>  text/plain: one line of 20 comma-separated movie ids, best first (the
                           course contract); JSON (ids, scores, version) with `Accept: application/json`
                           or `?format=json` (`?format=text` forces text; any other format is a 400).
                           Header X-Model-Version on every answer.
 GET /health               JSON status of the database and the index.
-GET /metrics              Prometheus (movierec.metrics + the inference metrics).
+GET /metrics              Prometheus (movierec.base.metrics + the inference metrics).
 GET /openapi.json         the contract (inference/openapi.yaml), validated by the tests.
 """
 
@@ -17,9 +17,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from inference.service import InvalidUserId, RecommendationService, parse_user_id
 from inference.settings import InferenceSettings
-from movierec.http import install_converters
-from movierec.metrics import instrument_flask
-from movierec.openapi import load_openapi
+from movierec.base.http import install_converters
+from movierec.base.metrics import instrument_flask
+from movierec.base.openapi import load_openapi
 
 SERVICE_NAME = "inference"
 bp = Blueprint("inference", __name__)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from inference.ranking import STRATEGIES
 from inference.settings import MODEL_STRATEGY, InferenceSettings
-from movierec.settings import env_str
+from movierec.base.settings import env_str
 
 
 def _inference_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def run_inference(argv: list[str]) -> int:
     threads = args.threads or settings.threads
 
     from inference.app import create_app
-    from movierec.serving import serve
+    from movierec.base.serving import serve
 
     label = settings.model_version or settings.model_artifact or settings.strategy
     print(f"inference {label} on http://{host}:{port} ({workers} workers x {threads} threads)", file=sys.stderr)

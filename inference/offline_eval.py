@@ -39,7 +39,7 @@ from inference.ranking import (
 )
 from inference.recommender import build_profile
 from inference.reference import FITTED, fit_reference
-from movierec.settings import CommonSettings, environment
+from movierec.base.settings import CommonSettings, environment
 from vectordb_scripts.index import COOC_K, cooccurrence_for
 from vectordb_scripts.neighbours import IndexFormatError, IndexMissing, NeighbourTable, load_table, popular_good_order
 

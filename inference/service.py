@@ -17,7 +17,7 @@ from inference.history import DatabaseUnavailable, HistoryStore, history_engine
 from inference.ranking import strategy_named
 from inference.recommender import ChromaNeighbours, Recommendation, Recommender, VectorIndexDown
 from inference.settings import MODEL_STRATEGY, InferenceSettings
-from movierec.metrics import LATENCY_BUCKETS_SECONDS
+from movierec.base.metrics import LATENCY_BUCKETS_SECONDS
 from vectordb_scripts.neighbours import (
     IndexFormatError,
     IndexMissing,

@@ -30,7 +30,7 @@ from db_utils.engine import make_engine
 from db_utils.models import Rating, Watch
 from inference.ease import RankerParams
 from inference.model import ItemModel, ModelRanker, fit_model, models_dir, save_model
-from movierec.settings import CommonSettings, env_bool, env_int
+from movierec.base.settings import CommonSettings, env_bool, env_int
 
 log = logging.getLogger(__name__)
 READ_BATCH_ROWS = 100_000

@@ -25,9 +25,9 @@ from load_balancer.lb_metrics import LB_BACKEND_ERRORS, LB_CANARY_WEIGHT, LB_LAT
 from load_balancer.routing import assign_arm, route_order
 from load_balancer.settings import RouterSettings
 from load_balancer.state import RouterState, bootstrap, load_state
-from movierec.http import install_converters
-from movierec.metrics import instrument_flask
-from movierec.openapi import load_openapi
+from movierec.base.http import install_converters
+from movierec.base.metrics import instrument_flask
+from movierec.base.openapi import load_openapi
 
 log = logging.getLogger(__name__)
 router = Blueprint("router", __name__)

@@ -38,7 +38,7 @@ def lb_main(argv: list[str]) -> int:
         own_dir = tempfile.mkdtemp(prefix="movierec-lb-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     from load_balancer.app import create_app
-    from movierec.serving import serve
+    from movierec.base.serving import serve
 
     log.info("router on %s:%s workers=%s threads=%s", host, port, workers, threads)
     try:
@@ -80,7 +80,7 @@ def release_main(argv: list[str]) -> int:
 
 def hooks_main(argv: list[str]) -> int:
     from load_balancer.hooks import install_hook
-    from movierec.settings import CommonSettings
+    from movierec.base.settings import CommonSettings
 
     parser = argparse.ArgumentParser(prog="movierec hooks", description="git hooks for tagged releases")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from movierec.settings import CommonSettings
+    from movierec.base.settings import CommonSettings
 
     logging.basicConfig(level=CommonSettings.from_env().log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -18,7 +18,7 @@ import psutil
 import requests
 
 from load_balancer.settings import ReleaseSettings
-from movierec.testing import free_port
+from movierec.base.ports import free_port
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from movierec.metrics import LATENCY_BUCKETS_SECONDS
+from movierec.base.metrics import LATENCY_BUCKETS_SECONDS
 
 LB_REQUESTS = Counter("movierec_lb_requests_total", "Requests answered by the router",
                       ["backend", "version", "status"])

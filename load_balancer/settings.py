@@ -13,7 +13,7 @@ from typing import Literal, Self
 from pydantic import field_validator, model_validator
 
 from load_balancer.admin_schemas import DEFAULT_ALLOWED_BACKEND_HOSTS, parse_allowed_hosts
-from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
 def _resolved_token(configured: str, common: CommonSettings) -> str:

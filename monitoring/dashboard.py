@@ -31,7 +31,7 @@ from monitoring.panels import (
 from monitoring.plot import render_png
 from monitoring.prometheus_api import PrometheusError, query_range
 from monitoring.settings import DashboardSettings
-from movierec.metrics import instrument_flask
+from movierec.base.metrics import instrument_flask
 
 log = logging.getLogger(__name__)
 RANGE_CHOICES = ("5m", "15m", "1h", "6h", "24h")
@@ -163,7 +163,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     """Serve the dashboard with gunicorn until interrupted (argv[0] is the command name)."""
-    from movierec.serving import serve
+    from movierec.base.serving import serve
 
     args = parse_args(argv[1:])
     settings: DashboardSettings = args.settings

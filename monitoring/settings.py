@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitoring import DASHBOARD_JSON
-from movierec.settings import EnvSettings, setting
+from movierec.base.settings import EnvSettings, setting
 
 
 class DashboardSettings(EnvSettings):

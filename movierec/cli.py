@@ -4,7 +4,7 @@ Modules are imported only when their command runs, so `movierec --help` stays fa
 command never pays for another service's imports (torch, chromadb, ...). Each target module
 exposes `main(argv: list[str]) -> int | None`.
 
-Every command reads its settings from the environment and `.env` (movierec.settings); a bad value
+Every command reads its settings from the environment and `.env` (movierec.base.settings); a bad value
 stops it with one line naming the variable and the expected form, exit code 2.
 """
 
@@ -14,7 +14,7 @@ import importlib
 import logging
 import sys
 
-from movierec.settings import CommonSettings, ConfigError, export_env_file_location
+from movierec.base.settings import CommonSettings, ConfigError, export_env_file_location
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("movierec.deploy", "`deploy init-env`: .env with generated secrets for docker-compose.yml"),
 }
 
-# Commands whose process ends in movierec.serving.serve (gunicorn workers share metrics via files).
+# Commands whose process ends in movierec.base.serving.serve (gunicorn workers share metrics via files).
 SERVED_BY_GUNICORN = {"inference", "lb", "dashboard"}
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
         )
         if name in SERVED_BY_GUNICORN:
-            from movierec.serving import prepare_multiprocess_metrics
+            from movierec.base.serving import prepare_multiprocess_metrics
 
             prepare_multiprocess_metrics()  # before the command's modules create their metrics
         module = importlib.import_module(COMMANDS[name][0])

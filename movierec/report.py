@@ -1,6 +1,6 @@
 """`movierec report`: regenerate `reports/benchmarks.md` (+ PNG plots) from the latest runs.
 
-Each benchmark leaves `reports/runs/<name>.json` (see `movierec.benchlog`); this command renders
+Each benchmark leaves `reports/runs/<name>.json` (see `movierec.base.benchlog`); this command renders
 all of them into one markdown page, with a latency plot for every run that has a table of
 percentiles. `--offline-eval` also re-runs the offline evaluation (`movierec eval offline`).
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from movierec.benchlog import REPORTS_DIR, load_runs
+from movierec.base.benchlog import REPORTS_DIR, load_runs
 
 LATENCY_COLUMNS = ("p50_ms", "p99_ms")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitoring.local import alertmanager_argv, prometheus_argv
-from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
 class UpSettings(EnvSettings):

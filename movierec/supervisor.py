@@ -34,9 +34,10 @@ from typing import IO, Any
 
 import requests
 
+from movierec.base.broker import tansu_binary
+from movierec.base.ports import wait_for_port
+from movierec.base.settings import environment
 from movierec.services import ServiceSpec, UpSettings, movierec_argv, plan_services, scrape_targets
-from movierec.settings import environment
-from movierec.testing import tansu_binary, wait_for_port
 
 log = logging.getLogger("movierec.supervisor")
 

@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
         print("movierec simulate: --speed 0 needs --max-events or --duration", file=sys.stderr)
         return 2
 
-    from movierec.metrics import start_metrics_server
+    from movierec.base.metrics import start_metrics_server
     from simulator.recommend_client import RecommendClient
     from simulator.sinks import open_sink
     from simulator.tastes import TasteParams

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
 class SimulatorSettings(EnvSettings):

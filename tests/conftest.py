@@ -23,7 +23,8 @@ os.environ["HOME"] = _TEMP_HOME
 
 from db_utils.engine import make_engine, upgrade_database  # noqa: E402
 from db_utils.models import Base  # noqa: E402
-from movierec.testing import Broker, postgres_schema_url, start_broker, test_data_dir  # noqa: E402
+from movierec.base.broker import Broker, start_broker  # noqa: E402
+from movierec.base.scratch import postgres_schema_url, test_data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +97,7 @@ def data_dir(tmp_path: Path) -> Path:
 def real_data_dir() -> Path:
     """Real data: fetched carriers + the built ~27K-film catalogue (no database is loaded).
 
-    Cached in `movierec.testing.test_data_dir()` (MOVIEREC_TEST_DATA_DIR, default
+    Cached in `movierec.base.scratch.test_data_dir()` (MOVIEREC_TEST_DATA_DIR, default
     ~/.cache/movierec/test-data) and reused across runs:
     fetch and build are idempotent and only check their manifests the second time. A file lock
     keeps concurrent test sessions from building the same directory at once.

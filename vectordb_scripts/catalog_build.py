@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from movierec.settings import CommonSettings, EnvSettings, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 from vectordb_scripts import catalog, slugs, sources, titles
 from vectordb_scripts.catalog_io import (
     catalog_path,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from movierec.settings import CommonSettings
+from movierec.base.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from movierec.settings import CommonSettings, EnvSettings, environment, nested_common, setting
+from movierec.base.settings import CommonSettings, EnvSettings, environment, nested_common, setting
 from vectordb_scripts import chroma
 from vectordb_scripts.embed import (
     DEFAULT_BATCH_SIZE,

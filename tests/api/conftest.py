@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from movierec.testing import free_port, wait_until
+from movierec.base.ports import free_port
 from tests.inference.conftest import indexed_data_dir  # noqa: F401 (session fixture: the real small index)
+from tests.support import wait_until
 
 ADMIN_TOKEN = "contract-admin-token"
 

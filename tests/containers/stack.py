@@ -16,8 +16,8 @@ from typing import TypeVar
 
 import yaml
 
+from movierec.base.ports import free_port
 from movierec.containers import Engine, host_pip_config, setup
-from movierec.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_TARGETS = ("tools", "parser", "inference", "router", "simulator")

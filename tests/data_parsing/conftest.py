@@ -23,7 +23,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from data_parsing.parser import MalformedLine, RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import Broker, TcpProxy, free_port, wait_until
+from movierec.base.broker import Broker
+from movierec.base.ports import free_port
+from tests.support import TcpProxy, wait_until
 
 MOVIES = ["the+dark+knight+2008", "heat+1995", "the+green+mile+1999", "amélie+2001",
           "the+hunger+games+mockingjay+-+part+1+2014", "not+in+the+catalogue+2031"]

@@ -14,7 +14,9 @@ from kafka.errors import TopicAlreadyExistsError
 from sqlalchemy import Engine, text
 
 from data_parsing.producer import StreamProducer
-from movierec.testing import Broker, free_port, start_broker, wait_until
+from movierec.base.broker import Broker, start_broker
+from movierec.base.ports import free_port
+from tests.support import wait_until
 
 from .conftest import ParserProcess, committed_offsets, stream_lines
 

@@ -15,7 +15,9 @@ from data_parsing.consumer import IngestLoop
 from data_parsing.producer import StreamProducer
 from data_parsing.settings import ParserSettings
 from db_utils.engine import make_engine
-from movierec.testing import Broker, TcpProxy, free_port
+from movierec.base.broker import Broker
+from movierec.base.ports import free_port
+from tests.support import TcpProxy
 
 from .conftest import (
     ParserProcess,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from data_parsing.settings import ParserSettings
-from movierec.settings import ConfigError
+from movierec.base.settings import ConfigError
 
 
 def test_defaults() -> None:

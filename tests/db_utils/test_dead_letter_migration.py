@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from db_utils.engine import alembic_config, make_engine, upgrade_database
 from db_utils.queries import DeadLetterRow, dead_letter_key, insert_dead_letters
-from movierec.testing import postgres_schema_url
+from movierec.base.scratch import postgres_schema_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from movierec.testing import free_port
+from movierec.base.ports import free_port
 from tests.inference.conftest import add_history
 from tests.inference.small_catalog import CLUSTERS, FILMS
 from vectordb_scripts.neighbours import load_table

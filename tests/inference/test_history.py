@@ -15,8 +15,9 @@ from inference.history import (
     history_engine,
     postgres_url_with_timeouts,
 )
-from movierec.testing import TcpProxy, free_port
+from movierec.base.ports import free_port
 from tests.inference.conftest import add_history
+from tests.support import TcpProxy
 
 
 def test_breaker_opens_for_the_retry_delay_then_closes() -> None:

@@ -20,7 +20,7 @@ from inference.model import ModelMissing, ModelRanker, artifact_dir, fit_model, 
 from inference.ranking import Catalogue
 from inference.recommender import build_profile
 from inference.train import NoInteractions, TrainSettings, main, train
-from movierec.settings import CommonSettings
+from movierec.base.settings import CommonSettings
 from tests.inference.small_catalog import CLUSTERS
 from vectordb_scripts.neighbours import NeighbourTable
 

@@ -14,9 +14,10 @@ import requests
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from movierec.testing import TcpProxy, free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 from tests.inference.conftest import add_history
 from tests.inference.small_catalog import CLUSTERS
+from tests.support import TcpProxy
 
 
 @pytest.fixture

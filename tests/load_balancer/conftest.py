@@ -15,7 +15,8 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from load_balancer.settings import RouterSettings
-from movierec.testing import free_port, wait_until  # noqa: F401 (re-exported by helpers.py)
+from movierec.base.ports import free_port
+from tests.support import wait_until  # noqa: F401 (re-exported by helpers.py)
 
 ADMIN_TOKEN = "test-admin-token"
 

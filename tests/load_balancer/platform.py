@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from db_utils.models import Deployment
 from db_utils.queries import RecommendationRow, WatchRow, insert_recommendations, upsert_watches
-from movierec.testing import free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 from tests.load_balancer import tiny_inference
 from tests.load_balancer.helpers import ADMIN_TOKEN, wait_until
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db_utils.models import Deployment
-from movierec.testing import free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 from tests.load_balancer.helpers import ADMIN_TOKEN, auth, router_settings, wait_until
 
 

@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 
 from db_utils.models import Movie, Rating, Recommendation
 from load_balancer.schedule import scheduled_once
-from movierec.testing import Broker, free_port
+from movierec.base.broker import Broker
+from movierec.base.ports import free_port
 from tests.load_balancer.conftest import Webhook
 from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import (

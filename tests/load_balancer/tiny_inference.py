@@ -1,6 +1,6 @@
 """A small recommendation service for the release tests, committed into a temporary clone of this
 repository as its `inference/cli.py`, so `python -m movierec.cli inference|eval offline` runs it
-through the real command dispatch and the real gunicorn serving (movierec.serving).
+through the real command dispatch and the real gunicorn serving (movierec.base.serving).
 
 Each test commit sets BEHAVIOUR: `good` recommends from the user's taste, `bad` recommends films
 outside it, `flaky` answers 500 to even users and hangs for odd ones (its /health stays green).
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--strategy", default="")
         parser.add_argument("--workers", type=int, default=1)
         args = parser.parse_args(rest)
-        from movierec.serving import serve
+        from movierec.base.serving import serve
 
         version = os.environ.get("MODEL_VERSION", f"tiny-{BEHAVIOUR}")
         serve(lambda: create_app(version), bind=f"{args.host}:{args.port}", workers=args.workers, threads=8)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from monitoring.local import find_binary
-from movierec.testing import free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 

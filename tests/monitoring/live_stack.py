@@ -20,7 +20,8 @@ from pathlib import Path
 import requests
 
 from monitoring.local import MonitoringProcess, start_prometheus, write_local_configs
-from movierec.testing import Broker, free_port, start_broker
+from movierec.base.broker import Broker, start_broker
+from movierec.base.ports import free_port
 from tests.monitoring.conftest import LiveProcess, start_movierec
 
 ADMIN_TOKEN = "monitoring-test-token"

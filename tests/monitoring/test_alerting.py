@@ -7,8 +7,9 @@ from pathlib import Path
 import requests
 
 from monitoring.local import start_alertmanager, start_prometheus, write_local_configs
-from movierec.testing import free_port, wait_until
+from movierec.base.ports import free_port
 from tests.monitoring.conftest import SlackReceiver, start_movierec
+from tests.support import wait_until
 
 
 def instant(prometheus_url: str, expr: str) -> list[dict]:
@@ -22,7 +23,7 @@ def test_stopping_a_service_fires_service_down_to_slack(
 ) -> None:
     prometheus_port, alertmanager_port, dashboard_port = free_port(), free_port(), free_port()
     prometheus_url = f"http://127.0.0.1:{prometheus_port}"
-    # The service we stop: the real dashboard process (instrumented with movierec.metrics).
+    # The service we stop: the real dashboard process (instrumented with movierec.base.metrics).
     service = start_movierec("dashboard", ["dashboard", "--port", str(dashboard_port), "--prometheus-url",
                                            prometheus_url, "--scrape-interval", "1"], dashboard_port, tmp_path)
     targets = {

@@ -30,9 +30,10 @@ import pytest
 import requests
 
 from data_parsing.parser import MalformedLine, RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import free_port, wait_until
+from movierec.base.ports import free_port
 from tests.load_balancer.conftest import Webhook, slack_receiver  # noqa: F401 - the fixture
 from tests.movierec.leftovers import processes_using
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 

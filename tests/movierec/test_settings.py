@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from load_balancer.settings import ReleaseSettings, RouterSettings
+from movierec.base.settings import CommonSettings, ConfigError, env_int
 from movierec.services import UpSettings
-from movierec.settings import CommonSettings, ConfigError, env_int
 
 REPO = Path(__file__).resolve().parents[2]
 

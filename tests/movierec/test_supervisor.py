@@ -15,6 +15,7 @@ import requests
 
 from load_balancer.admin_token import ensure_token, read_token, token_path
 from load_balancer.settings import ReleaseSettings, RouterSettings
+from movierec.base.ports import free_port
 from movierec.services import ServiceSpec, UpSettings
 from movierec.supervisor import (
     RestartPolicy,
@@ -23,7 +24,7 @@ from movierec.supervisor import (
     describe_progress,
     last_progress_line,
 )
-from movierec.testing import free_port, wait_until
+from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

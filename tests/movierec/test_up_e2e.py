@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from movierec.testing import free_port
+from movierec.base.ports import free_port
 from tests.movierec.leftovers import processes_using
 
 pytestmark = pytest.mark.slow

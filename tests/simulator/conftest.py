@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from movierec.testing import free_port
+from movierec.base.ports import free_port
 from simulator.tastes import TasteParams, Tastes, build_tastes
 from simulator.users import Population
 

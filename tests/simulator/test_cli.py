@@ -14,7 +14,7 @@ import requests
 from flask import Flask, Response
 
 from data_parsing.parser import parse_line
-from movierec.testing import free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 from simulator.cli import main
 from simulator.tastes import TasteParams, Tastes
 from simulator.tastes_store import fingerprint_for, save_tastes

@@ -128,7 +128,7 @@ def test_failed_requests_are_recorded_and_the_user_still_watches(small_populatio
 
 
 def test_refused_connections_are_recorded(small_population: Population) -> None:
-    from movierec.testing import free_port
+    from movierec.base.ports import free_port
 
     client = RecommendClient(f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5)
     lines, summary = run(small_population, replace(FAST, recommend_fraction=1.0, max_events=200), client.recommend)

@@ -17,7 +17,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import Engine, text
 
 from data_parsing.parser import RatingEvent, RecommendationEvent, WatchEvent, parse_line
-from movierec.testing import Broker, wait_until
+from movierec.base.broker import Broker
 from simulator.engine import RunConfig, Simulation
 from simulator.recommend_client import RecommendClient
 from simulator.sinks import KafkaSink
@@ -25,6 +25,7 @@ from simulator.stats import SimStats
 from simulator.tastes import Tastes
 from simulator.users import Population
 from tests.simulator.conftest import START, ListSink, http_server
+from tests.support import wait_until
 
 
 class TeeSink:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.testing import free_port
+from movierec.base.ports import free_port
 from vectordb_scripts import fetch
 from vectordb_scripts.cli import main as cli_main
 

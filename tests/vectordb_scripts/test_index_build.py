@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movierec.testing import free_port, wait_for_port
+from movierec.base.ports import free_port, wait_for_port
 from tests.inference.conftest import synthetic_ratings, write_catalog
 from tests.inference.small_catalog import CLUSTERS, small_catalog
 from vectordb_scripts import chroma

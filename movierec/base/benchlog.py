@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPORTS_DIR = Path(__file__).resolve().parents[1] / "reports"
+REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
 
 
 def runs_dir() -> Path:

@@ -2,7 +2,7 @@
 
 - `instrument_flask(app, service)` counts and times every request and serves `/metrics`.
 - `start_metrics_server(port)` serves `/metrics` for processes without HTTP (parser, simulator).
-Under gunicorn with several workers, `PROMETHEUS_MULTIPROC_DIR` is set by `movierec.serving`
+Under gunicorn with several workers, `PROMETHEUS_MULTIPROC_DIR` is set by `movierec.base.serving`
 and `/metrics` aggregates all workers.
 
 Naming follows Prometheus conventions: `_total` counters, `_seconds` histograms, base units.
