@@ -6,7 +6,7 @@
 Trials run in process and in simulated time (simulator/canary_trials.py): the simulator's users
 (tastes fitted on ML-1M) against two `RecommendationService`s with the real rankers, split by the
 router's `assign_arm` with a fresh salt per trial, every stream line through the real parser and
-writer into SQLite, and `load_balancer.online_eval.look` with the release settings from the
+writer into SQLite, and `load_balancer.release.online_eval.look` with the release settings from the
 environment (defaults: `.env.example`) at every look. The users' histories (ten simulated days of
 viewing, no recommendations) are built once per run into a template database each trial copies.
 Traffic: `--requests-per-minute` (default 174: the platform's simulator defaults, 1,000,000 users x
@@ -30,7 +30,7 @@ import numpy as np
 
 from inference.ranking import strategy_named
 from inference.recommender import Recommender
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.settings import ReleaseSettings
 from movierec.base.benchlog import REPORTS_DIR, record_run
 from movierec.base.scratch import test_data_dir
 from simulator.canary_trials import (

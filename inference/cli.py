@@ -1,13 +1,12 @@
-"""`movierec inference ...` (the service under gunicorn) and `movierec eval offline|online ...`.
+"""`movierec inference ...` (the service under gunicorn) and `movierec eval offline ...`.
 
-`main(argv)` receives the command name first, as movierec.cli passes it.
+`main(argv)` receives the command name first, as movierec.cli passes it; movierec.cli sends
+`eval online` to the release pipeline (load_balancer.cli).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Mapping
 
@@ -69,18 +68,12 @@ def run_eval(argv: list[str]) -> int:
         from inference.offline_eval import main as offline_main
 
         return int(offline_main(rest) or 0)
-    if action == "online":
-        if importlib.util.find_spec("load_balancer.online_eval") is None:
-            print("movierec eval online: load_balancer.online_eval is not available in this build", file=sys.stderr)
-            return 2
-        module = importlib.import_module("load_balancer.online_eval")
-        return int(module.main(["eval", *argv]) or 0)
     print(f"movierec eval: unknown action {action!r} (offline | online)", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch `inference ...` and `eval offline|online ...` (argv[0] is the command)."""
+    """Dispatch `inference ...` and `eval offline ...` (argv[0] is the command)."""
     command, rest = argv[0], argv[1:]
     if command == "inference":
         return run_inference(rest)

@@ -1,12 +1,15 @@
-"""Offline-evaluation maths (pure): the per-user temporal split and the ranking metrics."""
+"""Offline-evaluation maths (pure): the per-user temporal split, the scores and the gate.
+
+The ranking metrics (hit, NDCG, coverage) are inference.statistics, shared with the online evaluation.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+
+from inference.statistics import coverage, hit, ndcg
 
 
 def temporal_split(ratings: pd.DataFrame, holdout: int, min_train: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -21,28 +24,6 @@ def temporal_split(ratings: pd.DataFrame, holdout: int, min_train: int = 5) -> t
     is_test = (from_end < holdout) & (counts >= holdout + min_train)
     columns = [c for c in ordered.columns if c != "_pos"]
     return ordered.loc[~is_test, columns], ordered.loc[is_test, columns]
-
-
-def hit(recommended: Sequence[str], relevant: set[str], k: int) -> float:
-    """1.0 when any of the first k recommendations is relevant, else 0.0."""
-    return 1.0 if any(item in relevant for item in recommended[:k]) else 0.0
-
-
-def ndcg(recommended: Sequence[str], relevant: set[str], k: int) -> float:
-    """Binary-relevance NDCG@k: sum of 1/log2(rank+1) over hits, over the best possible sum."""
-    if not relevant:
-        return 0.0
-    dcg = sum(1.0 / math.log2(rank + 2) for rank, item in enumerate(recommended[:k]) if item in relevant)
-    ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(relevant), k)))
-    return dcg / ideal
-
-
-def coverage(lists: Iterable[Sequence[str]], catalogue_size: int) -> float:
-    """Share of the catalogue that appears in at least one recommendation list."""
-    seen: set[str] = set()
-    for items in lists:
-        seen.update(items)
-    return len(seen) / catalogue_size if catalogue_size else 0.0
 
 
 @dataclass(frozen=True)

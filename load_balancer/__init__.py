@@ -1,1 +1,1 @@
-"""The canary router (sticky users, health checks, timeouts) and the release pipeline."""
+"""The canary router (load_balancer.router) and the release pipeline (load_balancer.release); cli.py runs both."""

@@ -1,4 +1,5 @@
-"""Commands of the load balancer package: `lb`, `release`, `hooks`, `scheduler`, `eval online`."""
+"""Commands of the load balancer package: `lb`, `admin token` (router/); `release`, `hooks`, `scheduler`,
+`eval online` (release/)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def lb_main(argv: list[str]) -> int:
-    from load_balancer.settings import RouterSettings
+    from load_balancer.router.settings import RouterSettings
 
     parser = argparse.ArgumentParser(prog="movierec lb", description="the canary router (gunicorn)")
     parser.add_argument("--host", default=None, help="bind address (LB_HOST, default 127.0.0.1)")
@@ -27,7 +28,7 @@ def lb_main(argv: list[str]) -> int:
     workers, threads = args.workers or settings.workers, args.threads or settings.threads
     # Seed the deployments table once, before the workers fork (they only read it).
     from db_utils.engine import make_engine, make_session_factory
-    from load_balancer.state import bootstrap
+    from load_balancer.router.state import bootstrap
 
     with make_session_factory(make_engine(settings.common.database_url, pool_size=1))() as session:
         bootstrap(session, settings.main_url, settings.nightly_url, settings.canary_weight)
@@ -37,7 +38,7 @@ def lb_main(argv: list[str]) -> int:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="movierec-lb-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
-    from load_balancer.app import create_app
+    from load_balancer.router.app import create_app
     from movierec.base.serving import serve
 
     log.info("router on %s:%s workers=%s threads=%s", host, port, workers, threads)
@@ -50,8 +51,8 @@ def lb_main(argv: list[str]) -> int:
 
 
 def release_main(argv: list[str]) -> int:
-    from load_balancer.release import GateFailed, ReleaseError, release_model, release_nightly
-    from load_balancer.settings import ReleaseSettings
+    from load_balancer.release.pipeline import GateFailed, ReleaseError, release_model, release_nightly
+    from load_balancer.release.settings import ReleaseSettings
 
     parser = argparse.ArgumentParser(prog="movierec release", description="gate, deploy and schedule a nightly")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -79,7 +80,7 @@ def release_main(argv: list[str]) -> int:
 
 
 def hooks_main(argv: list[str]) -> int:
-    from load_balancer.hooks import install_hook
+    from load_balancer.release.hooks import install_hook
     from movierec.base.settings import CommonSettings
 
     parser = argparse.ArgumentParser(prog="movierec hooks", description="git hooks for tagged releases")
@@ -88,7 +89,7 @@ def hooks_main(argv: list[str]) -> int:
     install.add_argument("--repo", default=".", help="repository (default: the current one)")
     install.add_argument("--force", action="store_true", help="overwrite a hook not installed by movierec")
     args = parser.parse_args(argv)
-    from load_balancer.release import git
+    from load_balancer.release.pipeline import git
 
     repo = Path(git(Path(args.repo), "rev-parse", "--show-toplevel"))
     target = install_hook(repo, CommonSettings.from_env().data_dir, force=args.force)
@@ -97,9 +98,9 @@ def hooks_main(argv: list[str]) -> int:
 
 
 def scheduler_main(argv: list[str]) -> int:
-    from load_balancer.release import retrain_command
-    from load_balancer.schedule import ensure_recurring, run_scheduler
-    from load_balancer.settings import ReleaseSettings
+    from load_balancer.release.pipeline import retrain_command
+    from load_balancer.release.schedule import ensure_recurring, run_scheduler
+    from load_balancer.release.settings import ReleaseSettings
 
     parser = argparse.ArgumentParser(prog="movierec scheduler", description="runs <data_dir>/crontab")
     parser.add_argument("--tick", type=float, default=None, help="seconds between checks (SCHEDULER_TICK_SECONDS)")
@@ -109,7 +110,7 @@ def scheduler_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = ReleaseSettings.from_env()
     if args.check:
-        from load_balancer.schedule import scheduler_is_alive
+        from load_balancer.release.schedule import scheduler_is_alive
 
         alive = scheduler_is_alive(settings.crontab_path, args.tick or settings.scheduler_tick_seconds)
         print("scheduler alive" if alive else f"no scheduler heartbeat next to {settings.crontab_path}")
@@ -126,17 +127,35 @@ def scheduler_main(argv: list[str]) -> int:
     return 0
 
 
+def admin_main(argv: list[str]) -> int:
+    """`movierec admin token`: print the admin token."""
+    from load_balancer.router.admin_token import token_path
+    from load_balancer.router.settings import RouterSettings
+
+    parser = argparse.ArgumentParser(prog="movierec admin", description="the router's admin API credentials")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("token", help="print the admin token: curl -H \"Authorization: Bearer $(movierec admin token)\"")
+    parser.parse_args(argv)
+    settings = RouterSettings.from_env()
+    if not settings.admin_token:
+        print(f"no admin token yet: `movierec up` creates {token_path(settings.common.data_dir)} "
+              "(or set LB_ADMIN_TOKEN)", file=sys.stderr)
+        return 1
+    print(settings.admin_token)
+    return 0
+
+
 def eval_main(argv: list[str]) -> int:
     if not argv or argv[0] != "online":
         print("movierec eval: this package only runs `eval online <release-id>`", file=sys.stderr)
         return 2
-    from load_balancer.online_eval import main
+    from load_balancer.release.online_eval import main
 
     return main(argv[1:])
 
 
-COMMANDS = {"lb": lb_main, "release": release_main, "hooks": hooks_main, "scheduler": scheduler_main,
-            "eval": eval_main}
+COMMANDS = {"lb": lb_main, "admin": admin_main, "release": release_main, "hooks": hooks_main,
+            "scheduler": scheduler_main, "eval": eval_main}
 
 
 def main(argv: list[str]) -> int:

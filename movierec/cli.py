@@ -34,10 +34,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("load_balancer.cli", "`release nightly <git-ref>` | `release model`: gate, deploy, schedule, decide"),
     "hooks": ("load_balancer.cli", "`hooks install`: git hook for release-recommender-nightly-* tags"),
     "scheduler": ("load_balancer.cli", "runs the platform crontab (python-crontab scheduler)"),
-    "admin": ("load_balancer.admin_token", "`admin token` prints the router's admin token (for curl)"),
+    "admin": ("load_balancer.cli", "`admin token` prints the router's admin token (for curl)"),
     "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
     "deploy": ("movierec.deploy", "`deploy init-env`: .env with generated secrets for docker-compose.yml"),
+}
+
+# (command, first argument) -> module, where a command's actions live in different packages.
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("eval", "online"): "load_balancer.cli",  # the release pipeline's online evaluation
 }
 
 # Commands whose process ends in movierec.base.serving.serve (gunicorn workers share metrics via files).
@@ -71,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             from movierec.base.serving import prepare_multiprocess_metrics
 
             prepare_multiprocess_metrics()  # before the command's modules create their metrics
-        module = importlib.import_module(COMMANDS[name][0])
+        target = SUBCOMMANDS.get((name, rest[0] if rest else ""), COMMANDS[name][0])
+        module = importlib.import_module(target)
         # Modules that own several commands see the command name first.
         result = module.main([name, *rest])
     except ConfigError as exc:

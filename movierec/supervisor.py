@@ -525,7 +525,7 @@ def stop_release_backends(settings: UpSettings) -> None:
     from sqlalchemy.orm import Session
 
     from db_utils.models import Deployment
-    from load_balancer.deploy import stop_backend
+    from load_balancer.release.deploy import stop_backend
 
     url = settings.common.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -573,7 +573,7 @@ def ensure_admin_token(settings: UpSettings) -> None:
     """Without LB_ADMIN_TOKEN: the token file every admin client reads (created once, 0600)."""
     if settings.admin_token:
         return
-    from load_balancer.admin_token import ensure_token
+    from load_balancer.router.admin_token import ensure_token
 
     path = ensure_token(settings.common.data_dir)
     print(f"[up] admin token: {path} (`movierec admin token` prints it)", flush=True)

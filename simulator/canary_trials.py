@@ -4,7 +4,7 @@ and decision code, in simulated time (used by bench/canary.py and the online-met
 One trial is one release: users ask `RecommendationService`s (real rankers, histories read from
 the trial's SQLite database) split by the router's `assign_arm` with the trial's salt; every
 stream line goes through the parser's `Batch` and `write_batch` into the database; at every look
-(`look_minutes` of simulated time) `load_balancer.online_eval.look` reads the database and decides,
+(`look_minutes` of simulated time) `load_balancer.release.online_eval.look` reads the database and decides,
 up to `window_minutes`. Not in the loop: HTTP, Kafka and the crontab; and sessions write one watch
 line (their first minute), since hits and histories use a film's first minute only.
 The simulator's own outcome of every request (hit or not, expected hit probability) is kept as
@@ -32,9 +32,9 @@ from inference.history import HistoryStore, history_engine
 from inference.recommender import Recommendation, Recommender
 from inference.service import RecommendationService
 from inference.settings import InferenceSettings
-from load_balancer.online_eval import look
-from load_balancer.routing import assign_arm
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.online_eval import look
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.routing import assign_arm
 from simulator.engine import RunConfig, Simulation
 from simulator.events import server_token
 from simulator.recommend_client import RecommendResponse

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from load_balancer.admin_schemas import CanaryWeightBody, DecisionBody, RegisterBackendBody
+from load_balancer.router.admin_schemas import CanaryWeightBody, DecisionBody, RegisterBackendBody
 from tests.api.conftest import ADMIN_TOKEN
 
 REPO = Path(__file__).resolve().parents[2]

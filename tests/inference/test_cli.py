@@ -24,7 +24,7 @@ def test_eval_rejects_unknown_actions_and_strategies(tmp_path: Path, capsys: pyt
 
 
 def test_eval_online_is_dispatched_to_the_release_package(capsys: pytest.CaptureFixture) -> None:
-    # load_balancer.online_eval parses its own arguments: without a release id argparse exits with 2.
+    # load_balancer.release.online_eval parses its own arguments: without a release id argparse exits with 2.
     with pytest.raises(SystemExit) as exited:
         main(["eval", "online"])
     assert exited.value.code == 2

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inference.evaluation import GateFailed, StrategyScore, check_gate, coverage, hit, ndcg, temporal_split
+from inference.evaluation import GateFailed, StrategyScore, check_gate, temporal_split
 from inference.offline_eval import EvalConfig, evaluate, select_users, write_report
+from inference.statistics import coverage, hit, ndcg
 from tests.inference.small_catalog import CLUSTERS, small_catalog
 from vectordb_scripts.neighbours import load_table
 

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
-from load_balancer.settings import RouterSettings
+from load_balancer.router.settings import RouterSettings
 from movierec.base.ports import free_port
 from tests.support import wait_until  # noqa: F401 (re-exported by helpers.py)
 
@@ -104,7 +104,7 @@ def start_router() -> Iterator[Callable[..., tuple[Flask, LiveServer]]]:
     running: list[tuple[Flask, LiveServer]] = []
 
     def start(settings: RouterSettings) -> tuple[Flask, LiveServer]:
-        from load_balancer.app import create_app
+        from load_balancer.router.app import create_app
 
         app = create_app(settings)
         server = serve_in_thread(app)

@@ -13,7 +13,7 @@ import requests
 import yaml
 from sqlalchemy import Engine
 
-from load_balancer.admin_schemas import (
+from load_balancer.router.admin_schemas import (
     ADMIN_MAX_BODY_BYTES,
     DEFAULT_ALLOWED_BACKEND_HOSTS,
     BodyError,
@@ -23,7 +23,7 @@ from load_balancer.admin_schemas import (
     parse_allowed_hosts,
     parse_body,
 )
-from load_balancer.settings import RouterSettings
+from load_balancer.router.settings import RouterSettings
 from tests.load_balancer.helpers import auth, router_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,9 +6,10 @@ import pytest
 import requests
 from sqlalchemy import Engine
 
-from load_balancer.admin_client import AdminClient, AdminError
-from load_balancer.admin_token import ensure_token, read_token
-from load_balancer.settings import ReleaseSettings, RouterSettings
+from load_balancer.release.admin_client import AdminClient, AdminError
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.admin_token import ensure_token, read_token
+from load_balancer.router.settings import RouterSettings
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, request
 
-from load_balancer.deploy import start_docker, stop_backend
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.deploy import start_docker, stop_backend
+from load_balancer.release.settings import ReleaseSettings
 from tests.load_balancer.conftest import serve_in_thread
 
 CONTAINER_ID = "c0ffee" * 10 + "abcd"

@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import Engine
 
-from load_balancer.schedule import scheduled_once
+from load_balancer.release.schedule import scheduled_once
 from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import (
     ClientLoop,
@@ -132,7 +132,7 @@ def test_nightly_failing_the_offline_gate_is_never_started(platform, clone, pg_e
 def test_release_mirrors_a_read_only_checkout(tmp_path: Path) -> None:
     """RELEASE_REPO_URL (compose: the CI checkout mounted at /repo): a bare mirror under the data dir,
     created once, refreshed with new tags later."""
-    from load_balancer.release import mirror_repo
+    from load_balancer.release.pipeline import mirror_repo
 
     source = tmp_path / "src"
     source.mkdir()

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from db_utils.models import Movie, Rating, Recommendation
-from load_balancer.schedule import scheduled_once
+from load_balancer.release.schedule import scheduled_once
 from movierec.base.broker import Broker
 from movierec.base.ports import free_port
 from tests.load_balancer.conftest import Webhook

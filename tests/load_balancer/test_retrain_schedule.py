@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from crontab import CronTab
 
-from load_balancer.schedule import ensure_recurring, is_due, schedule_once, scheduled_once
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.schedule import ensure_recurring, is_due, schedule_once, scheduled_once
+from load_balancer.release.settings import ReleaseSettings
 
 
 def test_recurring_entry_is_installed_replaced_and_removed(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from load_balancer.routing import assign_arm, route_order, user_bucket
+from load_balancer.router.routing import assign_arm, route_order, user_bucket
 
 
 def test_fraction_of_users_on_nightly_is_close_to_the_weight() -> None:

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from load_balancer.notify import notify, slack_payload
-from load_balancer.online_eval import run_online_eval
-from load_balancer.schedule import ceil_minute, run_scheduler, schedule_once, scheduled_once, take_due_jobs
-from load_balancer.settings import ReleaseSettings
-from load_balancer.state import find_release, register_backend, update_release_metrics
+from load_balancer.release.notify import notify, slack_payload
+from load_balancer.release.online_eval import run_online_eval
+from load_balancer.release.schedule import ceil_minute, run_scheduler, schedule_once, scheduled_once, take_due_jobs
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.state import find_release, register_backend, update_release_metrics
 from tests.load_balancer.helpers import ADMIN_TOKEN, router_settings
 
 
@@ -104,7 +104,7 @@ def test_undecided_looks_extend_until_the_maximum_window_then_roll_back(
 
 
 def test_scheduler_heartbeat_freshness() -> None:
-    from load_balancer.schedule import heartbeat_is_fresh
+    from load_balancer.release.schedule import heartbeat_is_fresh
 
     assert heartbeat_is_fresh(100.0, 120.0, 5.0)
     assert not heartbeat_is_fresh(100.0, 131.0, 5.0)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from load_balancer.settings import ReleaseSettings, RouterSettings
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.settings import RouterSettings
 from movierec.base.settings import CommonSettings, ConfigError, env_int
 from movierec.services import UpSettings
 

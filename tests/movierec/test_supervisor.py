@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from load_balancer.admin_token import ensure_token, read_token, token_path
-from load_balancer.settings import ReleaseSettings, RouterSettings
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.admin_token import ensure_token, read_token, token_path
+from load_balancer.router.settings import RouterSettings
 from movierec.base.ports import free_port
 from movierec.services import ServiceSpec, UpSettings
 from movierec.supervisor import (

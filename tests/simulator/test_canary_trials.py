@@ -15,7 +15,7 @@ import pytest
 
 from inference.ranking import strategy_named
 from inference.recommender import Recommender
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.settings import ReleaseSettings
 from simulator.canary_trials import TrialOptions, build_history, run_trial
 from simulator.tastes_store import load_tastes
 from simulator.users import Population

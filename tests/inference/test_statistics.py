@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from load_balancer.stats import (
+from inference.statistics import (
     ArmSummary,
     ServedRecommendation,
     WatchStart,

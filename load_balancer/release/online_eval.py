@@ -16,82 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db_utils.engine import make_engine, make_session_factory
-from db_utils.models import Recommendation, Watch
-from load_balancer import deploy
-from load_balancer.admin_client import AdminClient
-from load_balancer.lb_metrics import ONLINE_HIT_RATE, ONLINE_HIT_RATE_LOWER, ONLINE_HIT_RATE_UPPER
-from load_balancer.notify import notify, slack_payload
-from load_balancer.routing import assign_arm
-from load_balancer.schedule import schedule_once
-from load_balancer.settings import ReleaseSettings
-from load_balancer.state import find_release, load_state, update_release_metrics
-from load_balancer.stats import (
-    ServedRecommendation,
-    Verdict,
-    WatchStart,
-    arm_interval,
-    decide,
-    serve_share,
-    settled,
-    summarise_arm,
-)
+from inference.statistics import Verdict, arm_interval, decide, serve_share, settled, summarise_arm
+from load_balancer.release import deploy
+from load_balancer.release.admin_client import AdminClient
+from load_balancer.release.notify import notify, slack_payload
+from load_balancer.release.schedule import schedule_once
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.online_hit_rate import load_window
+from load_balancer.router.routing import assign_arm
+from load_balancer.router.state import find_release, load_state, update_release_metrics
 
 log = logging.getLogger(__name__)
 
 
 class EvaluationError(Exception):
     """The release cannot be evaluated (unknown, already decided, arms not separable)."""
-
-
-def _as_datetime(value: Any) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def load_window(
-    session: Session, main_version: str, nightly_version: str | None, horizon: timedelta,
-    lookback: timedelta | None = None, limit: int = 200_000, fallback_lookback: timedelta | None = None,
-) -> tuple[list[ServedRecommendation], list[WatchStart]]:
-    """Logged requests of both versions in the nightly's window (or the newest `lookback` of main's
-    traffic when there is no nightly) and the watches that started after them.
-
-    A nightly that never answered anything has no window of its own: then main's newest
-    `fallback_lookback` is used, so a failing nightly is still judged on its users' traffic."""
-
-    def bounds_of(version: str) -> tuple[Any, Any]:
-        return tuple(session.execute(select(func.min(Recommendation.requested_at),
-                                            func.max(Recommendation.requested_at))
-                                     .where(Recommendation.model_version == version)).one())
-
-    start, end = bounds_of(nightly_version or main_version)
-    if start is None and nightly_version and fallback_lookback is not None:
-        start, end = bounds_of(main_version)
-        lookback = fallback_lookback
-    if start is None:
-        return [], []
-    start, end = _as_datetime(start), _as_datetime(end)
-    if lookback is not None:
-        start = max(start, end - lookback)
-    versions = [v for v in (main_version, nightly_version) if v]
-    rows = session.execute(
-        select(Recommendation.user_id, Recommendation.requested_at, Recommendation.model_version,
-               Recommendation.results)
-        .where(Recommendation.model_version.in_(versions), Recommendation.requested_at >= start,
-               Recommendation.requested_at <= end, Recommendation.status == 200)
-        .order_by(Recommendation.requested_at.desc()).limit(limit)
-    ).all()
-    recs = [ServedRecommendation(int(u), _as_datetime(t), v, tuple(r or ())) for u, t, v, r in rows]
-    users = sorted({rec.user_id for rec in recs})
-    watches: list[WatchStart] = []
-    for chunk_start in range(0, len(users), 1000):
-        chunk = users[chunk_start:chunk_start + 1000]
-        watches += [WatchStart(int(u), m, _as_datetime(f)) for u, m, f in session.execute(
-            select(Watch.user_id, Watch.movie_id, Watch.first_seen)
-            .where(Watch.user_id.in_(chunk), Watch.first_seen >= start, Watch.first_seen <= end + horizon))]
-    return recs, watches
 
 
 def evaluate(session: Session, release_id: str, settings: ReleaseSettings) -> dict[str, Any]:
@@ -194,13 +136,13 @@ def next_look(now: datetime, registered_at: str | None, settings: ReleaseSetting
 
 
 def _eval_command(settings: ReleaseSettings, release_id: str) -> str:
-    from load_balancer.release import eval_command
+    from load_balancer.release.pipeline import eval_command
 
     return eval_command(settings, release_id)
 
 
 def _remove_worktree(details: dict[str, Any]) -> None:
-    from load_balancer.release import ReleaseError, git
+    from load_balancer.release.pipeline import ReleaseError, git
 
     if details.get("repo") and details.get("worktree") and details.get("backend") == "process":
         with contextlib.suppress(ReleaseError):
@@ -223,28 +165,6 @@ def _notify(settings: ReleaseSettings, event: str, title: str, text: str, evalua
     if verdict.get("welch_p_value") is not None:
         fields["p-value (Welch t-test, fixed sample)"] = f"{verdict['welch_p_value']:.4g}"
     notify(settings.slack_webhook_url, slack_payload(event, title, text, fields))
-
-
-def refresh_hit_rate_gauge(ctx: Any) -> None:
-    """`movierec_online_hit_rate{arm}` (mean per-user hit rate) and its always-valid interval
-    (`..._lower`, `..._upper`) over the newest hour of the router's current arms."""
-    state = ctx.state
-    main_version, nightly_version = ctx.version_of("main"), ctx.version_of("nightly") if state.nightly else None
-    if not main_version:
-        return
-    horizon = timedelta(minutes=ctx.settings.hit_horizon_minutes)
-    with ctx.sessions() as session:
-        recs, watches = load_window(session, main_version, nightly_version or None, horizon,
-                                    lookback=timedelta(minutes=60), limit=50_000)
-    counted = settled(recs, horizon)
-    for arm, version in (("main", main_version), ("nightly", nightly_version)):
-        if version:
-            summary = summarise_arm(version, counted, watches, horizon)
-            if summary.requests:
-                estimate, lower, upper = arm_interval(summary, ctx.settings.alpha, ctx.settings.tau)
-                ONLINE_HIT_RATE.labels(arm).set(estimate)
-                ONLINE_HIT_RATE_LOWER.labels(arm).set(lower)
-                ONLINE_HIT_RATE_UPPER.labels(arm).set(upper)
 
 
 def main(argv: list[str]) -> int:

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy.orm import Session, sessionmaker
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from db_utils.engine import make_engine, make_session_factory
 from db_utils.ids import InvalidUserId, parse_user_id
-from load_balancer.backends import BackendFailure, HealthChecker, SessionPool, fetch, periodic
-from load_balancer.lb_metrics import LB_BACKEND_ERRORS, LB_CANARY_WEIGHT, LB_LATENCY, LB_REQUESTS, LB_RETRIES
-from load_balancer.routing import assign_arm, route_order
-from load_balancer.settings import RouterSettings
-from load_balancer.state import RouterState, bootstrap, load_state
+from load_balancer.router.admin import admin
+from load_balancer.router.backends import BackendFailure, HealthChecker, SessionPool, fetch, periodic
+from load_balancer.router.context import RouterContext, context
+from load_balancer.router.lb_metrics import LB_BACKEND_ERRORS, LB_LATENCY, LB_REQUESTS, LB_RETRIES
+from load_balancer.router.routing import assign_arm, route_order
+from load_balancer.router.settings import RouterSettings
+from load_balancer.router.state import bootstrap
 from movierec.base.http import install_converters
 from movierec.base.metrics import instrument_flask
 from movierec.base.openapi import load_openapi
@@ -36,43 +35,6 @@ router = Blueprint("router", __name__)
 # JSON instead of text with `Accept: application/json` or `?format=json`.
 FORWARDED_PARAMS = ("format",)
 FORWARDED_HEADERS = ("Accept",)
-
-
-@dataclass
-class RouterContext:
-    """Per-worker resources of the router."""
-
-    settings: RouterSettings
-    sessions: sessionmaker[Session]
-    pool: SessionPool
-    health: HealthChecker
-    state: RouterState = field(default_factory=RouterState)
-    stop: threading.Event = field(default_factory=threading.Event)
-    # Read and swap under one lock: a poll that read the rows before an admin change committed must
-    # not overwrite the state the admin request reloaded after it.
-    reload_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reload(self) -> bool:
-        """Re-read the deployments; True when the state changed."""
-        with self.reload_lock:
-            with self.sessions() as session:
-                new = load_state(session)
-            changed = new != self.state
-            self.state = new
-        if changed:
-            log.info("router state: %s", new.as_dict())
-        LB_CANARY_WEIGHT.set(new.canary_weight if new.nightly else 0.0)
-        return changed
-
-    def version_of(self, name: str) -> str:
-        backend = self.state.backend(name)
-        if backend is None:
-            return ""
-        return backend.version or self.health.observed_version(backend.url) or ""
-
-
-def context() -> RouterContext:
-    return current_app.extensions["movierec_lb"]
 
 
 def _wants_json() -> bool:
@@ -180,14 +142,12 @@ def create_app(settings: RouterSettings | None = None, *, background: bool = Tru
     app.extensions["movierec_lb"] = ctx
     install_converters(app)
     app.register_blueprint(router)
-    from load_balancer.admin import admin
-
     app.register_blueprint(admin, url_prefix="/admin")
     instrument_flask(app, "router")
     if background:
         health_checker.start()
         periodic("lb-state", settings.state_poll_seconds, ctx.reload, ctx.stop, settings.state_poll_seconds)
-        from load_balancer.online_eval import refresh_hit_rate_gauge
+        from load_balancer.router.online_hit_rate import refresh_hit_rate_gauge
 
         periodic("lb-online-hit-rate", settings.online_eval_interval_seconds,
                  lambda: refresh_hit_rate_gauge(ctx), ctx.stop, first_delay_seconds=5.0)

@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, make_response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from load_balancer import state as deployments
-from load_balancer.admin_schemas import (
+from load_balancer.router import state as deployments
+from load_balancer.router.admin_schemas import (
     ADMIN_MAX_BODY_BYTES,
     Body,
     BodyError,
@@ -24,7 +24,8 @@ from load_balancer.admin_schemas import (
     check_backend_url,
     parse_body,
 )
-from load_balancer.lb_metrics import RELEASE_DECISIONS
+from load_balancer.router.context import context
+from load_balancer.router.lb_metrics import RELEASE_DECISIONS
 
 log = logging.getLogger(__name__)
 admin = Blueprint("admin", __name__)
@@ -39,8 +40,6 @@ def _deny(status: int, message: str) -> None:
 
 @admin.before_request
 def _authorise() -> None:
-    from load_balancer.app import context
-
     token = context().settings.admin_token
     if not token:
         _deny(403, "admin API disabled: no admin token (`movierec up` creates one; or set LB_ADMIN_TOKEN)")
@@ -74,8 +73,6 @@ def _body(model: type[Body]) -> Body:
 
 def _apply(change: Any) -> Any:
     """Run a state change in a session, reload this worker, answer with the new state."""
-    from load_balancer.app import context
-
     ctx = context()
     with ctx.sessions() as session:
         try:
@@ -99,8 +96,6 @@ def _listing(ctx: Any) -> dict[str, Any]:
 
 @admin.get("/backends")
 def list_backends() -> Any:
-    from load_balancer.app import context
-
     ctx = context()
     ctx.reload()
     return jsonify(_listing(ctx))
@@ -116,8 +111,6 @@ def put_canary_weight() -> Any:
 
 @admin.post("/backends")
 def register() -> Any:
-    from load_balancer.app import context
-
     body = _body(RegisterBackendBody)
     try:
         url = check_backend_url(body.url, context().settings.backend_allowed_hosts)

@@ -50,7 +50,7 @@ def hook_script(repo: Path, data_dir: Path, python: str = sys.executable) -> str
 
 
 def hooks_dir(repo: Path) -> Path:
-    from load_balancer.release import git
+    from load_balancer.release.pipeline import git
 
     path = Path(git(repo, "rev-parse", "--git-path", "hooks"))
     return path if path.is_absolute() else repo / path

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from db_utils.engine import make_engine, make_session_factory
-from load_balancer import deploy
-from load_balancer.admin_client import AdminClient, AdminError
-from load_balancer.notify import notify, slack_payload
-from load_balancer.schedule import schedule_once
-from load_balancer.settings import ReleaseSettings
-from load_balancer.state import record_release
+from load_balancer.release import deploy
+from load_balancer.release.admin_client import AdminClient, AdminError
+from load_balancer.release.notify import notify, slack_payload
+from load_balancer.release.schedule import schedule_once
+from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.state import record_release
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import requests
 
-from load_balancer.settings import ReleaseSettings
+from load_balancer.release.settings import ReleaseSettings
 from movierec.base.ports import free_port
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from load_balancer.lb_metrics import LB_BACKEND_UP
-from load_balancer.state import RouterState
+from load_balancer.router.lb_metrics import LB_BACKEND_UP
+from load_balancer.router.state import RouterState
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,10 @@
-"""Online evaluation statistics, pure: hits of served recommendations, per-arm summaries, tests.
+"""Evaluation statistics, pure, shared by the offline evaluation (inference.evaluation, the release
+gate) and the online evaluation (load_balancer.release.online_eval, the router's hit-rate gauge).
 
-A served recommendation is a *hit* when the user starts watching one of the recommended films
-within the horizon after the request. Users are the experimental unit (assignment is sticky per
-user), so the arms are compared on per-user hit rates.
+Ranking metrics of a recommendation list: `hit`, `ndcg`, `coverage`. Offline, the relevant films are a
+user's held-out ratings; online, a served recommendation is a *hit* when the user starts watching one
+of the recommended films within the horizon after the request. Users are the experimental unit
+(assignment is sticky per user), so the arms are compared on per-user hit rates.
 
 The decision is sequential: at every scheduled look, the difference nightly - main gets an
 always-valid confidence interval (the normal-mixture mSPRT of Johari et al., "Always valid
@@ -23,6 +25,29 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+
+def hit(recommended: Sequence[str], relevant: set[str], k: int) -> float:
+    """1.0 when any of the first k recommendations is relevant, else 0.0."""
+    return 1.0 if any(item in relevant for item in recommended[:k]) else 0.0
+
+
+def ndcg(recommended: Sequence[str], relevant: set[str], k: int) -> float:
+    """Binary-relevance NDCG@k: sum of 1/log2(rank+1) over hits, over the best possible sum."""
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / math.log2(rank + 2) for rank, item in enumerate(recommended[:k]) if item in relevant)
+    ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(relevant), k)))
+    return dcg / ideal
+
+
+def coverage(lists: Iterable[Sequence[str]], catalogue_size: int) -> float:
+    """Share of the catalogue that appears in at least one recommendation list."""
+    seen: set[str] = set()
+    for items in lists:
+        seen.update(items)
+    return len(seen) / catalogue_size if catalogue_size else 0.0
+
 
 Decision = Literal["promote", "rollback", "extend"]
 
@@ -119,9 +144,9 @@ def arm_interval(arm: ArmSummary, alpha: float, tau: float) -> tuple[float, floa
 
 def is_hit(rec: ServedRecommendation, watches: Iterable[WatchStart], horizon: timedelta) -> bool:
     """True when a recommended film was first watched within `horizon` after the request."""
-    recommended = set(rec.results)
     end = rec.requested_at + horizon
-    return any(w.movie_id in recommended and rec.requested_at <= w.first_seen <= end for w in watches)
+    watched = {w.movie_id for w in watches if rec.requested_at <= w.first_seen <= end}
+    return hit(rec.results, watched, len(rec.results)) == 1.0
 
 
 def settled(recs: Sequence[ServedRecommendation], horizon: timedelta) -> list[ServedRecommendation]:

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 ADMIN_MAX_BODY_BYTES = 64 * 1024  # a registration with its release details is well under 4 KiB
 MAX_URL_LENGTH = 255  # deployments.url
 # Loopback, and the compose services the router may forward to (docker-compose.yml; release
-# containers are named movierec-nightly-<release id> by load_balancer/deploy.py).
+# containers are named movierec-nightly-<release id> by load_balancer/release/deploy.py).
 DEFAULT_ALLOWED_BACKEND_HOSTS = ("127.0.0.1", "localhost", "::1", "inference-main", "inference-nightly",
                                  "movierec-nightly-*")
 
