@@ -45,7 +45,7 @@ from simulator.canary_trials import (
 from simulator.tastes import TasteParams
 from simulator.tastes_store import load_tastes
 from simulator.users import Population
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 
 def summarise(results: list[TrialResult]) -> dict[str, Any]:

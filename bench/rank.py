@@ -27,7 +27,7 @@ from inference.reference import fit_reference
 from movierec.base.benchlog import record_run
 from movierec.base.scratch import test_data_dir
 from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ from db_utils.queries import RatingRow, WatchRow, upsert_ratings, upsert_watches
 from movierec.base.benchlog import record_run
 from movierec.base.ports import free_port, wait_for_port
 from movierec.base.scratch import postgres_schema_url
-from vectordb_scripts.neighbours import NEIGHBOURS_FILE, NeighbourTable, load_table, save_table
+from vectordb_scripts.table import NEIGHBOURS_FILE, NeighbourTable, load_table, save_table
 
 HISTORY_SIZES = (1, 10, 50, 200)
 USERS_PER_SIZE = 200

@@ -1,4 +1,4 @@
-"""The database edge: a user's history in one query, with short timeouts and a circuit breaker.
+"""The database edge: a user's history in one query, with short timeouts and a circuit breaker (inference.breaker).
 
 A dead database must cost a request almost nothing: PostgreSQL connects time out after
 `connect_timeout` seconds, statements after `statement_timeout`, and after a failure the breaker
@@ -8,7 +8,6 @@ skips the database for `retry_seconds` (requests get the fallback list at once; 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,34 +17,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from db_utils.engine import make_engine
 from db_utils.queries import HistoryItem, history_for
+from inference.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(RuntimeError):
     """The history could not be read (database down, slow, or the breaker is open)."""
-
-
-class CircuitBreaker:
-    """Open for `retry_seconds` after a failure; closed again by the next success."""
-
-    def __init__(self, retry_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.retry_seconds = retry_seconds
-        self._clock = clock
-        self._open_until = 0.0
-
-    def allow(self) -> bool:
-        return self._clock() >= self._open_until
-
-    @property
-    def is_open(self) -> bool:
-        return not self.allow()
-
-    def success(self) -> None:
-        self._open_until = 0.0
-
-    def failure(self) -> None:
-        self._open_until = self._clock() + self.retry_seconds
 
 
 def postgres_url_with_timeouts(url: str, statement_timeout_ms: int) -> Any:

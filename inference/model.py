@@ -30,7 +30,7 @@ from inference.ease import (
     user_chunks,
 )
 from inference.ranking import Catalogue, Ranked, UserProfile, _accumulate, _finish, rank_popularity
-from vectordb_scripts.neighbours import NeighbourTable
+from vectordb_scripts.table import NeighbourTable
 
 MODELS_DIR = "models"
 ARTIFACT_FILE = "model.npz"

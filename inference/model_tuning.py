@@ -19,7 +19,7 @@ from inference.model import ModelRanker, fit_model
 from inference.offline_eval import EvalConfig, evaluate
 from inference.tuning import coordinate_search
 from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 # Measured on all 3,020 even users with a stand-alone copy of the protocol before this grid
 # (EASE lambda 2000, history half-life 3 = the 0.7947 row): EASE alone peaks at HR@20 0.800

@@ -41,7 +41,7 @@ from inference.recommender import build_profile
 from inference.reference import FITTED, fit_reference
 from movierec.base.settings import CommonSettings, environment
 from vectordb_scripts.index import COOC_K, cooccurrence_for
-from vectordb_scripts.neighbours import IndexFormatError, IndexMissing, NeighbourTable, load_table, popular_good_order
+from vectordb_scripts.table import IndexFormatError, IndexMissing, NeighbourTable, load_table, popular_good_order
 
 log = logging.getLogger(__name__)
 

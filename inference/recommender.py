@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from db_utils.queries import HistoryItem
-from inference.history import CircuitBreaker
+from inference.breaker import CircuitBreaker
 from inference.ranking import Catalogue, Ranked, Strategy, UserProfile, empty_profile, rank_popularity
-from vectordb_scripts.neighbours import NeighbourTable
+from vectordb_scripts.table import NeighbourTable
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pandas as pd
 from inference.ease import RankerParams
 from inference.model import ModelRanker, fit_model
 from inference.ranking import Catalogue, Ranked, UserProfile, _finish, rank_popularity
-from vectordb_scripts.neighbours import NeighbourTable
+from vectordb_scripts.table import NeighbourTable
 
 FittedStrategy = Callable[[UserProfile, Catalogue, int], Ranked]
 

@@ -18,7 +18,7 @@ from inference.ranking import strategy_named
 from inference.recommender import ChromaNeighbours, Recommendation, Recommender, VectorIndexDown
 from inference.settings import MODEL_STRATEGY, InferenceSettings
 from movierec.base.metrics import LATENCY_BUCKETS_SECONDS
-from vectordb_scripts.neighbours import (
+from vectordb_scripts.table import (
     IndexFormatError,
     IndexMissing,
     NeighbourTable,

@@ -9,7 +9,7 @@ from pydantic import field_validator, model_validator
 
 from inference.ranking import STRATEGY_VERSIONS, strategy_named
 from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
-from vectordb_scripts.neighbours import NEIGHBOURS_FILE
+from vectordb_scripts.table import NEIGHBOURS_FILE
 
 MODEL_STRATEGY = "model"  # serve a trained artifact (inference.model) instead of a fixed strategy
 

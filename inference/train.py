@@ -128,7 +128,7 @@ def offline_metrics(model: ItemModel, data_dir: Path, holdout: int, max_users: i
     """The artifact on the offline protocol (odd ML-1M users, last `holdout` held out) next to popularity."""
     from inference.offline_eval import EvalConfig, evaluate
     from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
-    from vectordb_scripts.neighbours import load_table
+    from vectordb_scripts.table import load_table
 
     table = load_table(data_dir / "index" / "neighbours.npz")
     config = EvalConfig(["popularity"], holdout=holdout, users="odd", max_users=max_users)

@@ -18,7 +18,7 @@ from typing import TypeVar
 from inference.offline_eval import EvalConfig, evaluate
 from inference.ranking import BlendParams, rank_blend
 from vectordb_scripts.catalog_io import load_catalog, load_ml1m_ratings
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 # Pass 1 (from content 0.35, half-life 20) chose content 1.0, popularity 0.02, slope 0.15, half-life 5
 # (HR@20 0.680 -> 0.736; half-life was the big lever). Pass 2, this grid, chose half-life 2-3, content 0.5;

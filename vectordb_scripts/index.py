@@ -35,14 +35,13 @@ from vectordb_scripts.embed import (
     movie_text,
     text_hash,
 )
-from vectordb_scripts.neighbours import (
+from vectordb_scripts.neighbours import cooccurrence_neighbours, exact_neighbours
+from vectordb_scripts.table import (
     NEIGHBOURS_FILE,
     IndexFormatError,
     IndexMissing,
     NeighbourTable,
-    cooccurrence_neighbours,
     empty_neighbours,
-    exact_neighbours,
     popular_good_order,
     read_meta,
     save_table,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from movierec.base.ports import free_port
 from tests.inference.conftest import add_history
 from tests.inference.small_catalog import CLUSTERS, FILMS
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 ALL_IDS = {f[0] for f in FILMS}
 SPACE = CLUSTERS["space"]

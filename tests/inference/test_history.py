@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from inference.breaker import CircuitBreaker
 from inference.history import (
-    CircuitBreaker,
     DatabaseUnavailable,
     HistoryStore,
     history_engine,

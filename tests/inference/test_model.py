@@ -22,7 +22,7 @@ from inference.recommender import build_profile
 from inference.train import NoInteractions, TrainSettings, main, train
 from movierec.base.settings import CommonSettings
 from tests.inference.small_catalog import CLUSTERS
-from vectordb_scripts.neighbours import NeighbourTable
+from vectordb_scripts.table import NeighbourTable
 
 T0 = datetime(2026, 11, 30, 12, 0, 0)
 CHAIN = ["a", "b", "c", "d", "e", "f"]  # everyone watches these in this order

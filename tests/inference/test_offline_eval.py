@@ -13,7 +13,7 @@ from inference.evaluation import GateFailed, StrategyScore, check_gate, temporal
 from inference.offline_eval import EvalConfig, evaluate, select_users, write_report
 from inference.statistics import coverage, hit, ndcg
 from tests.inference.small_catalog import CLUSTERS, small_catalog
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 
 def test_temporal_split_holds_out_the_last_ratings_per_user() -> None:

@@ -22,7 +22,7 @@ from inference.ranking import (
     strategy_named,
 )
 from inference.recommender import Recommender, build_profile
-from vectordb_scripts.neighbours import NeighbourTable
+from vectordb_scripts.table import NeighbourTable
 
 A, B, C, D, E, F = range(6)
 NONE = -1

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from inference.offline_eval import main as offline_main
 from tests.inference.conftest import add_history
 from vectordb_scripts.catalog_io import load_catalog
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from load_balancer.release.settings import ReleaseSettings
 from simulator.canary_trials import TrialOptions, build_history, run_trial
 from simulator.tastes_store import load_tastes
 from simulator.users import Population
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 pytestmark = pytest.mark.slow
 

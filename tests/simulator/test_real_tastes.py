@@ -50,7 +50,7 @@ def test_every_catalogue_film_has_tastes_and_users_look_like_ml1m(real_tastes: T
 
 def content_neighbours(real_tastes: Tastes, real_data_dir: Path, k: int = 10) -> tuple[np.ndarray, str]:
     """k content neighbours per film: MiniLM ones from the built index, else genre/year/popularity ones."""
-    from vectordb_scripts.neighbours import NEIGHBOURS_FILE, load_table
+    from vectordb_scripts.table import NEIGHBOURS_FILE, load_table
 
     table_path = real_data_dir / "index" / NEIGHBOURS_FILE
     if table_path.exists():

@@ -16,7 +16,7 @@ from tests.inference.conftest import synthetic_ratings, write_catalog
 from tests.inference.small_catalog import CLUSTERS, small_catalog
 from vectordb_scripts import chroma
 from vectordb_scripts.index import IndexSettings, build_index, main
-from vectordb_scripts.neighbours import load_table
+from vectordb_scripts.table import load_table
 
 
 def settings_for(data_dir: Path, **extra: str) -> IndexSettings:

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectordb_scripts.neighbours import (
+from vectordb_scripts.neighbours import cooccurrence_neighbours, exact_neighbours
+from vectordb_scripts.table import (
     IndexFormatError,
     IndexMissing,
     NeighbourTable,
-    cooccurrence_neighbours,
-    exact_neighbours,
     load_table,
     popular_good_order,
     save_table,
