@@ -42,6 +42,7 @@ DEV_REQUIRES = [
     "jsonschema>=4.20,<5",
     "schemathesis>=4.3,<5",  # property-based tests of the HTTP contracts (tests/api)
     "atheris>=2.3,<4",  # coverage-guided fuzzing of the stream parser (bench/fuzz_parser.py)
+    "import-linter>=2.17,<3",  # the layer contracts in .importlinter (tests/test_architecture.py)
 ]
 
 setup(
