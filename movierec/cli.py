@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("monitoring.dashboard", "the local dashboard on :3000 (Grafana JSON, Prometheus data)"),
     "report": ("movierec.report", "regenerate reports/ from the latest runs"),
     "deploy": ("movierec.deploy", "`deploy init-env`: .env with generated secrets for docker-compose.yml"),
+    "architecture": ("movierec.architecture", "print ARCHITECTURE.md, drawn from the code's imports (dev extras)"),
 }
 
 # (command, first argument) -> module, where a command's actions live in different packages.

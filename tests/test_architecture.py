@@ -40,3 +40,18 @@ def test_every_package_is_analysed() -> None:
     roots = set(_contracts()["importlinter"]["root_packages"].split())
     packages = {path.parent.name for path in REPO.glob("*/__init__.py")}
     assert packages == roots
+
+
+def test_architecture_md_is_what_the_code_draws_now() -> None:
+    """ARCHITECTURE.md is generated from the imports: after a change, `movierec architecture > ARCHITECTURE.md`."""
+    from movierec.architecture import render
+
+    assert (REPO / "ARCHITECTURE.md").read_text() == render(), "regenerate: movierec architecture > ARCHITECTURE.md"
+
+
+def test_the_architecture_command_prints_the_document(capsys) -> None:
+    from movierec.architecture import render
+    from movierec.cli import main
+
+    assert main(["architecture"]) == 0
+    assert capsys.readouterr().out == render()

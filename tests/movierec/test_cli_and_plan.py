@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from movierec.cli import COMMANDS, main
+from movierec.cli import COMMANDS, SUBCOMMANDS, main
 from movierec.services import UpSettings, plan_services, scrape_targets
 
 
 def test_every_command_module_exists() -> None:
     for name, (module, _) in COMMANDS.items():
         assert importlib.util.find_spec(module) is not None, f"{name}: module {module} missing"
+    for (name, action), module in SUBCOMMANDS.items():
+        assert name in COMMANDS and importlib.util.find_spec(module) is not None, f"{name} {action}: {module} missing"
 
 
 def test_help_lists_commands(capsys) -> None:
