@@ -2,6 +2,12 @@
 
     python bench/canary.py                       # every scenario, 40 trials each (default settings)
     python bench/canary.py --scenarios aa_blend,blend_over_seed --trials 10
+    python bench/canary.py --trials 0 --end-to-end 3   # the real path only (see below)
+
+Scenarios: A/A (aa_blend), large lifts and drops (blend over seed and the reverse, blend over
+popularity and the reverse) and 5-point ones: a nightly that answers 30 % of requests with blend and
+the rest with seed against a seed main (lift_5_points), and the reverse (drop_5_points). Trials run
+in `--jobs` forked processes (default: one per core).
 
 Trials run in process and in simulated time (simulator/canary_trials.py): the simulator's users
 (tastes fitted on ML-1M) against two `RecommendationService`s with the real rankers, split by the
@@ -13,23 +19,30 @@ Traffic: `--requests-per-minute` (default 174: the platform's simulator defaults
 0.5 sessions a day x half of the sessions asking) over `--users` users. Ground truth per trial:
 the simulator's own hits and expected hit probabilities of the same requests, next to what the
 database-computed metric read.
+
+`--end-to-end N` also runs the real-path release test (tests/load_balancer/test_release_real.py: the
+real router, Kafka, parser, PostgreSQL, `movierec simulate`, `movierec release nightly` and the
+scheduled `eval online`) N times and reports its verdicts and hit rates next to the simulator's, to
+show the in-process harness and the real path read the same metric.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inference.ranking import strategy_named
-from inference.recommender import Recommender
 from load_balancer.release.settings import ReleaseSettings
 from movierec.base.benchlog import REPORTS_DIR, record_run
 from movierec.base.scratch import test_data_dir
@@ -40,6 +53,7 @@ from simulator.canary_trials import (
     TrialOptions,
     TrialResult,
     build_history,
+    make_recommenders,
     run_trial,
 )
 from simulator.tastes import TasteParams
@@ -80,6 +94,59 @@ def summarise(results: list[TrialResult]) -> dict[str, Any]:
     return figures
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _run(task: tuple[str, int]) -> TrialResult:
+    w = _WORKER
+    return run_trial(task[0], task[1], w["recommenders"], w["population"], w["template"], w["workdir"],
+                     w["settings"], w["options"])
+
+
+def report(result: TrialResult, results: list[TrialResult]) -> None:
+    results.append(result)
+    print(f"  {result.scenario:<22} #{result.trial:<3} {result.decision:<8} at {result.decided_at_minutes:6.0f} min "
+          f"({result.looks} looks, {result.wall_seconds:5.1f} s wall)  estimate "
+          f"{result.estimate if result.estimate is None else round(result.estimate, 3)}  "
+          f"true lift {result.truth['nightly'] - result.truth['main']:+.3f}", flush=True)
+
+
+E2E_TEST = "tests/load_balancer/test_release_real.py"
+
+
+def end_to_end(trials: int) -> list[dict[str, Any]]:
+    """Run the real-path release test `trials` times (real router, Kafka, parser, PostgreSQL, `movierec
+    simulate`, `movierec release nightly`, the scheduled `eval online`): a seed main, a blend nightly
+    from a tagged clone, weight 0.5, a one-minute window. Its printed report gives the verdict, the
+    database-computed hit rates and the simulator's own, per arm."""
+    rows = []
+    root = Path(__file__).resolve().parent.parent
+    for trial in range(trials):
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", E2E_TEST],
+                             cwd=root, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        line = next((ln for ln in run.stdout.splitlines() if ln.startswith("release report: ")), None)
+        if line is None:
+            print(f"  end-to-end #{trial}: no report (pytest exit {run.returncode})\n{run.stdout[-2000:]}")
+            continue
+        report = json.loads(line.removeprefix("release report: "))
+        online, sim = report["online"], report["simulator"]
+        row = {"trial": trial, "decision": report["verdict"]["decision"], "test_passed": run.returncode == 0,
+               "wall_minutes": round(wall / 60, 2),
+               "logged_hit_rate": {arm: online[arm]["hit_rate"] for arm in ("main", "nightly")},
+               "simulator_hit_rate": {arm: round(sim[arm]["hit_rate"], 4) for arm in ("main", "nightly")},
+               "requests": {arm: online[arm]["requests"] for arm in ("main", "nightly")}}
+        row["logged_minus_true"] = {arm: round(row["logged_hit_rate"][arm] - row["simulator_hit_rate"][arm], 4)
+                                    for arm in ("main", "nightly")}
+        rows.append(row)
+        print(f"  end-to-end #{trial}: {row['decision']} ({wall / 60:.1f} min wall); hit rate logged vs simulator: "
+              f"main {row['logged_hit_rate']['main']:.3f} vs {row['simulator_hit_rate']['main']:.3f}, "
+              f"nightly {row['logged_hit_rate']['nightly']:.3f} vs {row['simulator_hit_rate']['nightly']:.3f}",
+              flush=True)
+    return rows
+
+
 def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window_minutes: float) -> None:
     import matplotlib
 
@@ -114,6 +181,38 @@ def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window
     plt.close(fig)
 
 
+def fast_trials(args: argparse.Namespace, settings: ReleaseSettings, scenarios: list[str]) -> list[TrialResult]:
+    """The in-process trials of every scenario (see the module docstring)."""
+    data_dir = args.data_dir or test_data_dir()
+    tastes = load_tastes(data_dir, TasteParams(rank=args.rank))
+    population = Population(tastes, n_users=args.users, seed=args.seed)
+    table = load_table(data_dir / "index" / "neighbours.npz")
+    needed = sorted({strategy for s in scenarios for strategy in SCENARIOS[s]})
+    recommenders = make_recommenders(needed, table, args.seed)
+    options = TrialOptions(args.users, args.requests_per_minute, args.recommend_fraction, args.seed)
+    results: list[TrialResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-canary-") as tmp:
+        workdir = Path(tmp)
+        template = workdir / "history.db"
+        history = build_history(population, f"sqlite:///{template}", args.history_films / HISTORY_DAYS, args.seed)
+        print(f"history: {history['events_total']:,} lines ({history['sessions']:,} sessions) in "
+              f"{history['wall_seconds']:.0f} s")
+        tasks = [(scenario, trial) for scenario in scenarios for trial in range(args.trials)]
+        _WORKER.update(recommenders=recommenders, population=population, template=template, workdir=workdir,
+                       settings=settings, options=options)
+        if args.jobs > 1:  # forked workers share the population, tables and history read-only
+            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                for result in pool.map(_run, tasks):
+                    report(result, results)
+        else:
+            for task in tasks:
+                report(_run(task), results)
+    for name, memo in recommenders.items():
+        if isinstance(memo, MemoRecommender):
+            print(f"{name}: {memo.misses:,} rankings computed, {memo.hits:,} repeated histories answered from memory")
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
@@ -123,6 +222,9 @@ def main() -> int:
     parser.add_argument("--recommend-fraction", type=float, default=0.5, help="share of sessions that ask")
     parser.add_argument("--history-films", type=float, default=5.0, help="films per user in the history, on average")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--end-to-end", type=int, default=0, metavar="N",
+                        help=f"also run the real-path release test N times ({E2E_TEST}; PostgreSQL on 5432)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="trials run in parallel processes")
     parser.add_argument("--data-dir", type=Path, default=None, help="catalogue + neighbour table (default: tests')")
     parser.add_argument("--rank", type=int, default=24, help="simulator taste model rank")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench-canary.png")
@@ -133,38 +235,16 @@ def main() -> int:
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
-    data_dir = args.data_dir or test_data_dir()
     settings = ReleaseSettings.from_env()
     print(f"canary benchmark: {', '.join(scenarios)}; {args.trials} trials each; {args.users:,} users, "
           f"{args.requests_per_minute:g} requests/min; canary weight {settings.canary_weight}, looks every "
           f"{settings.look_minutes:g} min up to {settings.window_minutes:g} min, alpha {settings.alpha}, "
-          f"margin {settings.margin}, horizon {settings.hit_horizon_minutes:g} min, "
+          f"margin {settings.margin}, mixture spread {settings.tau}, horizon {settings.hit_horizon_minutes:g} min, "
           f"min users/arm {settings.min_users_per_arm}")
     wall_start = time.perf_counter()
-    tastes = load_tastes(data_dir, TasteParams(rank=args.rank))
-    population = Population(tastes, n_users=args.users, seed=args.seed)
-    table = load_table(data_dir / "index" / "neighbours.npz")
-    needed = {strategy for s in scenarios for strategy in SCENARIOS[s]}
-    recommenders = {name: MemoRecommender(Recommender(table, strategy_named(name))) for name in needed}
-    options = TrialOptions(args.users, args.requests_per_minute, args.recommend_fraction, args.seed)
-    results: list[TrialResult] = []
-    with tempfile.TemporaryDirectory(prefix="bench-canary-") as tmp:
-        workdir = Path(tmp)
-        template = workdir / "history.db"
-        history = build_history(population, f"sqlite:///{template}", args.history_films / HISTORY_DAYS, args.seed)
-        print(f"history: {history['events_total']:,} lines ({history['sessions']:,} sessions) in "
-              f"{history['wall_seconds']:.0f} s")
-        for scenario in scenarios:
-            for trial in range(args.trials):
-                result = run_trial(scenario, trial, recommenders, population, template, workdir, settings, options)
-                results.append(result)
-                print(f"  {scenario:<22} #{trial:<3} {result.decision:<8} at {result.decided_at_minutes:6.0f} min "
-                      f"({result.looks} looks, {result.wall_seconds:5.1f} s wall)  estimate "
-                      f"{result.estimate if result.estimate is None else round(result.estimate, 3)}  "
-                      f"true lift {result.truth['nightly'] - result.truth['main']:+.3f}", flush=True)
-    figures = summarise(results)
-    for name, memo in recommenders.items():
-        print(f"{name}: {memo.misses:,} rankings computed, {memo.hits:,} repeated histories answered from memory")
+    results = fast_trials(args, settings, scenarios) if args.trials > 0 else []
+    e2e = end_to_end(args.end_to_end) if args.end_to_end else []
+    figures = summarise(results) if results else {}
     total_minutes = (time.perf_counter() - wall_start) / 60
     print()
     print(f"{'scenario':<22} {'promoted':>8} {'rolled':>7} {'median min':>10} {'p90 min':>8} {'wall med s':>10} "
@@ -176,13 +256,15 @@ def main() -> int:
     print(f"original design: one fixed decision at 720 simulated minutes; bench wall time {total_minutes:.1f} min")
     print(json.dumps(figures, indent=1))
     if not args.no_record:
-        plot(figures, results, args.out, settings.window_minutes)
-        record_run(args.record_name, {"scenarios": figures, "trials_per_scenario": args.trials, "users": args.users,
+        if figures:
+            plot(figures, results, args.out, settings.window_minutes)
+        record_run(args.record_name, {"scenarios": figures, "end_to_end": e2e, "trials_per_scenario": args.trials,
+                              "users": args.users,
                               "requests_per_minute": args.requests_per_minute,
                               "settings": {"canary_weight": settings.canary_weight,
                                            "look_minutes": settings.look_minutes,
                                            "window_minutes": settings.window_minutes, "alpha": settings.alpha,
-                                           "margin": settings.margin,
+                                           "margin": settings.margin, "tau": settings.tau,
                                            "horizon_minutes": settings.hit_horizon_minutes,
                                            "min_users_per_arm": settings.min_users_per_arm},
                               "bench_wall_minutes": round(total_minutes, 1)},

@@ -13,6 +13,8 @@ the ground truth of the same requests.
 
 from __future__ import annotations
 
+import random
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -29,6 +31,7 @@ from db_utils.engine import make_engine, make_session_factory
 from db_utils.models import Base
 from db_utils.queries import HistoryItem
 from inference.history import HistoryStore, history_engine
+from inference.ranking import strategy_named
 from inference.recommender import Recommendation, Recommender
 from inference.service import RecommendationService
 from inference.settings import InferenceSettings
@@ -40,13 +43,20 @@ from simulator.events import server_token
 from simulator.recommend_client import RecommendResponse
 from simulator.stats import SimStats
 from simulator.users import Population
+from vectordb_scripts.table import NeighbourTable
 
+# A mixed ranker "a+bNN" answers NN % of requests with b and the rest with a: its true hit rate lies NN % of
+# the way from a's to b's, which makes a nightly about 5 points better or worse (blend is ~21 points ahead
+# of seed for the simulated users, so 30 % of it is ~6 points).
+MIXED = re.compile(r"^(?P<base>[a-z_]+)\+(?P<other>[a-z_]+)(?P<percent>\d{1,2})$")
 SCENARIOS: dict[str, tuple[str, str]] = {  # name -> (main strategy, nightly strategy)
     "aa_blend": ("blend", "blend"),
     "blend_over_seed": ("seed", "blend"),
     "seed_over_blend": ("blend", "seed"),
     "blend_over_popularity": ("popularity", "blend"),
     "popularity_over_blend": ("blend", "popularity"),
+    "lift_5_points": ("seed", "seed+blend30"),
+    "drop_5_points": ("seed+blend30", "seed"),
 }
 T0 = datetime(2024, 3, 1, 0, 0, 0)
 HISTORY_DAYS = 10
@@ -76,6 +86,38 @@ class MemoRecommender:
 
     def popular(self, history: Sequence[HistoryItem] = (), reason: str | None = None) -> Recommendation:
         return self.recommender.popular(history, reason)
+
+
+class MixedRecommender:
+    """Answers `share` of the requests with `other` and the rest with `base` (a seeded coin per request)."""
+
+    def __init__(self, base: MemoRecommender, other: MemoRecommender, share: float, seed: int = 0) -> None:
+        self.base, self.other, self.share, self.table = base, other, share, base.table
+        self.rng = random.Random(seed)
+
+    def recommend(self, history: Sequence[HistoryItem]) -> Recommendation:
+        return (self.other if self.rng.random() < self.share else self.base).recommend(history)
+
+    def popular(self, history: Sequence[HistoryItem] = (), reason: str | None = None) -> Recommendation:
+        return self.base.popular(history, reason)
+
+
+def make_recommenders(names: Sequence[str], table: NeighbourTable,
+                      seed: int = 0) -> dict[str, MemoRecommender | MixedRecommender]:
+    """One ranker per strategy name: a served strategy ("blend"), or a mix of two ("seed+blend30")."""
+    plain: dict[str, MemoRecommender] = {}
+
+    def ranker(name: str) -> MemoRecommender:
+        if name not in plain:
+            plain[name] = MemoRecommender(Recommender(table, strategy_named(name)))
+        return plain[name]
+
+    out: dict[str, MemoRecommender | MixedRecommender] = {}
+    for name in names:
+        mixed = MIXED.match(name)
+        out[name] = (MixedRecommender(ranker(mixed["base"]), ranker(mixed["other"]), int(mixed["percent"]) / 100, seed)
+                     if mixed else ranker(name))
+    return out
 
 
 class StreamToDatabase:
@@ -166,9 +208,11 @@ def build_history(population: Population, url: str, sessions_per_day: float, see
     return summary
 
 
-def make_service(strategy: str, version: str, recommender: Recommender | MemoRecommender,
+def make_service(strategy: str, version: str, recommender: Recommender | MemoRecommender | MixedRecommender,
                  url: str) -> RecommendationService:
-    settings = InferenceSettings.from_env({"INFERENCE_STRATEGY": strategy, "MODEL_VERSION": version,
+    mixed = MIXED.match(strategy)
+    served = mixed["base"] if mixed else strategy  # a mixed ranker reports its base strategy in /health
+    settings = InferenceSettings.from_env({"INFERENCE_STRATEGY": served, "MODEL_VERSION": version,
                                            "DATABASE_URL": url})
     engine = history_engine(url, 1, 1000, 1)
     return RecommendationService(settings, recommender, HistoryStore(engine, 1.0), "ok")
@@ -200,9 +244,11 @@ class TrialResult:
     users: dict[str, int]  # arm -> users counted by the metric
     truth_users: dict[str, int]
     evaluation: dict[str, Any] = field(repr=False, default_factory=dict)
+    # every look: (simulated minutes, estimate, lower, upper, users main, users nightly)
+    trace: list[tuple[float, float | None, float | None, float | None, int, int]] = field(default_factory=list)
 
 
-def run_trial(scenario: str, trial: int, recommenders: dict[str, Recommender | MemoRecommender], population: Population,
+def run_trial(scenario: str, trial: int, recommenders: dict[str, Any], population: Population,
               template: Path, workdir: Path, settings: ReleaseSettings, options: TrialOptions) -> TrialResult:
     """One release of SCENARIOS[scenario] from a copy of the `template` history database."""
     main_strategy, nightly_strategy = SCENARIOS[scenario]
@@ -227,7 +273,8 @@ def run_trial(scenario: str, trial: int, recommenders: dict[str, Recommender | M
     look_seconds = settings.look_minutes * 60.0
     window_seconds = settings.window_minutes * 60.0
     sessions = make_session_factory(engine)
-    state: dict[str, Any] = {"next": min(look_seconds, window_seconds), "looks": 0, "evaluation": None}
+    state: dict[str, Any] = {"next": min(look_seconds, window_seconds), "looks": 0, "evaluation": None,
+                             "trace": []}
     started = time.perf_counter()
 
     def at_look() -> bool:
@@ -240,7 +287,10 @@ def run_trial(scenario: str, trial: int, recommenders: dict[str, Recommender | M
             evaluation = look(session, versions["main"], versions["nightly"], salt, settings.canary_weight,
                               timedelta(seconds=state["next"]), settings)
         state["evaluation"] = evaluation
-        if evaluation["verdict"]["decision"] != "extend":
+        v = evaluation["verdict"]
+        state["trace"].append((state["next"] / 60.0, v.get("estimate"), v.get("lower"), v.get("upper"),
+                               evaluation["main"]["users"], evaluation["nightly"]["users"]))
+        if v["decision"] != "extend":
             return True
         state["next"] = min(state["next"] + look_seconds, window_seconds)
         return False
@@ -266,6 +316,6 @@ def run_trial(scenario: str, trial: int, recommenders: dict[str, Recommender | M
     return TrialResult(scenario, trial, verdict["decision"], state["looks"], state["next"] / 60.0, wall,
                        verdict["reason"], verdict.get("estimate"), verdict.get("lower"), verdict.get("upper"),
                        {arm: evaluation[arm]["mean_user_hit_rate"] for arm in ("main", "nightly")}, truth, expected,
-                       users, truth_users, evaluation)
+                       users, truth_users, evaluation, state["trace"])
 
 

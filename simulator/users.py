@@ -8,6 +8,7 @@ keeps the real mean and covariance); activity and demographics are the prototype
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +45,11 @@ class SimUser:
 class Population:
     """Users 1..n_users derived on demand from `tastes` and `seed`."""
 
-    def __init__(self, tastes: Tastes, n_users: int, seed: int, bandwidth: float = 0.5) -> None:
+    def __init__(self, tastes: Tastes, n_users: int, seed: int, bandwidth: float = 0.5,
+                 cache_size: int = 100_000) -> None:
         if n_users <= 0:
             raise ValueError("a population needs at least one user")
+        self._cached_user = functools.lru_cache(maxsize=cache_size)(self._make_user)
         self.tastes = tastes
         self.n_users = n_users
         self.seed = seed
@@ -67,7 +70,11 @@ class Population:
         return (hashed % np.uint64(len(self._real))).astype(np.int64)
 
     def user(self, user_id: int) -> SimUser:
-        """The user's hidden taste, activity and demographics (same answer every time)."""
+        """The user's hidden taste, activity and demographics (same answer every time; the most recent
+        `cache_size` users are kept, since active users come back)."""
+        return self._cached_user(user_id)
+
+    def _make_user(self, user_id: int) -> SimUser:
         if not 1 <= user_id <= self.n_users:
             raise UnknownUser(f"user {user_id} not in 1..{self.n_users}")
         proto = int(self.prototypes(np.array([user_id]))[0])
