@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from db_utils.engine import make_engine, upgrade_database
-from db_utils.queries import RatingRow, WatchRow, upsert_ratings, upsert_watches
+from db_utils.queries import bulk_upsert_ratings, bulk_upsert_watches
+from db_utils.rows import RatingRow, WatchRow
 from movierec.base.benchlog import record_run
 from movierec.base.ports import free_port, wait_for_port
 from movierec.base.scratch import postgres_schema_url
@@ -75,8 +76,8 @@ def seed_users(url: str, ids: tuple[str, ...], seed: int = 1) -> dict[int, list[
                 if rng.random() < 1 / 3:
                     ratings.append(RatingRow(user, movie, rng.randint(1, 5), when))
     with engine.begin() as conn:
-        upsert_watches(conn, watches)
-        upsert_ratings(conn, ratings)
+        bulk_upsert_watches(conn, watches)
+        bulk_upsert_ratings(conn, ratings)
     engine.dispose()
     return users
 

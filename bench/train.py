@@ -24,7 +24,8 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from db_utils.engine import upgrade_database
-from db_utils.queries import RatingRow, WatchRow, bulk_upsert_ratings, bulk_upsert_watches
+from db_utils.queries import bulk_upsert_ratings, bulk_upsert_watches
+from db_utils.rows import RatingRow, WatchRow
 from movierec.base.benchlog import record_run
 from movierec.base.scratch import postgres_schema_url, test_data_dir
 from vectordb_scripts.catalog_io import load_ml1m_ratings

@@ -1,7 +1,8 @@
 """Aggregate one batch of stream messages into database rows (pure; no I/O).
 
-A batch folds every watch line of a (user, movie) pair into one row (furthest minute, first and
-last seen), keeps the latest rating per pair, one recommendation row per distinct raw line
+A batch folds every watch line of a (user, movie) pair into one row and keeps one rating per pair, by
+the merge rule of db_utils.rows (merge_watch_span, merge_rating: furthest minute, first and last seen;
+the newest rating wins), one recommendation row per distinct raw line
 (`event_key` = sha1 of the line) and one dead letter per malformed message (keyed by
 `topic:partition:offset`, the broker's timestamp of the message and the line: offsets are reused
 when a broker loses its log, timestamps are not). Replaying the same messages yields the same rows, so writing a batch
@@ -14,7 +15,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from data_parsing.parser import (
@@ -22,11 +22,19 @@ from data_parsing.parser import (
     MalformedLine,
     RatingEvent,
     RecommendationEvent,
-    WatchEvent,
     parse_line_fast,
     parse_time,
 )
-from db_utils.queries import DeadLetterRow, RatingRow, RecommendationRow, WatchRow, dead_letter_key
+from db_utils.rows import (
+    DeadLetterRow,
+    RatingRow,
+    RecommendationRow,
+    WatchRow,
+    WatchSpan,
+    dead_letter_key,
+    merge_rating,
+    merge_watch_span,
+)
 
 EVENT_TYPES = ("watch", "rating", "recommendation")
 
@@ -52,11 +60,11 @@ class BatchRows:
 class Batch:
     """Messages folded so far, and the next offset to commit for each (topic, partition)."""
 
-    # (user, movie) -> [max minute, first seen, last seen]; times as validated ISO text (bytes),
+    # (user, movie) -> (max minute, first seen, last seen); times as validated ISO text (bytes),
     # which sorts chronologically and is converted to datetime once per pair in rows()
-    watches: dict[tuple[int, str], list] = field(default_factory=dict)
-    # (user, movie) -> (time, rating): the latest event wins, ties to the higher rating
-    ratings: dict[tuple[int, str], tuple[datetime, int]] = field(default_factory=dict)
+    watches: dict[tuple[int, str], WatchSpan[bytes]] = field(default_factory=dict)
+    # (user, movie) -> the newest rating so far
+    ratings: dict[tuple[int, str], RatingRow] = field(default_factory=dict)
     recommendations: dict[str, RecommendationRow] = field(default_factory=dict)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
@@ -77,6 +85,7 @@ class Batch:
             self.start_offsets[key] = records[0].offset
         watches = self.watches
         get = watches.get
+        merge = merge_watch_span
         parse = parse_line_fast
         watch_count = 0
         for record in records:
@@ -91,15 +100,7 @@ class Batch:
                 time, user_id, movie_id, minute = parsed
                 pair = (user_id, movie_id)
                 seen = get(pair)
-                if seen is None:
-                    watches[pair] = [minute, time, time]
-                else:
-                    if minute > seen[0]:
-                        seen[0] = minute
-                    if time < seen[1]:
-                        seen[1] = time
-                    elif time > seen[2]:
-                        seen[2] = time
+                watches[pair] = (minute, time, time) if seen is None else merge(seen, (minute, time, time))
                 watch_count += 1
             elif type(parsed) is RatingEvent:
                 self.add_rating(parsed)
@@ -113,24 +114,11 @@ class Batch:
         """Fold one Kafka message in; a malformed line becomes a dead letter, never an exception."""
         self.add_records(topic, partition, [_Message(offset, value, timestamp_ms)])
 
-    def add_watch(self, event: WatchEvent) -> None:
-        pair = (event.user_id, event.movie_id)
-        time = event.time.isoformat().encode("ascii")
-        seen = self.watches.get(pair)
-        if seen is None:
-            self.watches[pair] = [event.minute, time, time]
-        else:
-            seen[0] = max(seen[0], event.minute)
-            seen[1] = min(seen[1], time)
-            seen[2] = max(seen[2], time)
-        self.events["watch"] += 1
-
     def add_rating(self, event: RatingEvent) -> None:
         key = (event.user_id, event.movie_id)
-        candidate = (event.time, event.rating)
+        row = RatingRow(event.user_id, event.movie_id, event.rating, event.time)
         old = self.ratings.get(key)
-        if old is None or candidate > old:
-            self.ratings[key] = candidate
+        self.ratings[key] = row if old is None else merge_rating(old, row)
         self.events["rating"] += 1
 
     def add_recommendation(self, event: RecommendationEvent) -> None:
@@ -160,7 +148,7 @@ class Batch:
         return BatchRows(
             watches=[WatchRow(user, movie, minute, parse_time(first), parse_time(last))
                      for (user, movie), (minute, first, last) in self.watches.items()],
-            ratings=[RatingRow(user, movie, rating, time) for (user, movie), (time, rating) in self.ratings.items()],
+            ratings=list(self.ratings.values()),
             recommendations=list(self.recommendations.values()),
             dead_letters=list(self.dead_letters),
         )

@@ -37,9 +37,11 @@ EVENT_TO_ROW = (
     Step("simulator.sinks", "data_parsing.producer", "which sends them with StreamProducer"),
     Step("data_parsing.producer", "data_parsing.consumer", "to the topic the parser consumes", "Kafka topic movielog"),
     Step("data_parsing.consumer", "data_parsing.batch", "IngestLoop collects a batch of messages"),
-    Step("data_parsing.batch", "data_parsing.parser", "parses each line and merges repeated events in memory"),
+    Step("data_parsing.batch", "data_parsing.parser", "parses each line"),
+    Step("data_parsing.batch", "db_utils.rows", "and merges repeated events into rows by the merge rule"),
     Step("data_parsing.consumer", "data_parsing.writer", "writes the batch in one transaction, then commits offsets"),
     Step("data_parsing.writer", "db_utils.queries", "COPY + upserts (watches, ratings, recommendations, dead letters)"),
+    Step("db_utils.queries", "db_utils.rows", "whose ON CONFLICT clauses the same merge rule declares"),
     Step("db_utils.queries", "db_utils.models", "into the tables of the models"),
 )
 

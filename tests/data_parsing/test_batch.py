@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from data_parsing.batch import Batch
-from data_parsing.parser import WatchEvent, parse_line
+from data_parsing.parser import RatingEvent, WatchEvent, parse_line
+from db_utils.rows import RatingRow, WatchRow, merge_rating_rows, merge_watch_rows
+
+T0 = datetime(2023, 10, 25, 0, 56, 34)
 
 LINES = [
     b"2023-10-25T00:56:34,7,GET /data/m/heat+1995/1.mpg",
@@ -84,11 +90,32 @@ def test_huge_line_is_kept_truncated_with_a_note() -> None:
     assert letter.reason == "too_long" and len(letter.raw_line) == 8192 and "20000 bytes" in (letter.detail or "")
 
 
-def test_event_api_and_line_api_agree() -> None:
-    by_lines, by_events = Batch(), Batch()
-    for offset, line in enumerate(LINES[:5]):
-        by_lines.add("t", 0, offset, line)
-        event = parse_line(line)
-        assert isinstance(event, WatchEvent)
-        by_events.add_watch(event)
-    assert by_lines.rows().watches == by_events.rows().watches
+@st.composite
+def stream_lines(draw: st.DrawFn) -> list[bytes]:
+    """Watch and rating lines of a few (user, movie) pairs, times with and without fractions, in any order."""
+    lines = []
+    for _ in range(draw(st.integers(1, 40))):
+        user, movie = draw(st.integers(1, 3)), draw(st.sampled_from(["heat+1995", "up+2009"]))
+        moment = T0 + timedelta(seconds=draw(st.integers(0, 600)), microseconds=draw(st.sampled_from([0, 5, 500_000])))
+        stamp = moment.isoformat(timespec=draw(st.sampled_from(["auto", "microseconds"])))
+        if draw(st.integers(0, 3)):
+            lines.append(f"{stamp},{user},GET /data/m/{movie}/{draw(st.integers(0, 200))}.mpg".encode())
+        else:
+            lines.append(f"{stamp},{user},GET /rate/{movie}={draw(st.integers(1, 5))}".encode())
+    return lines
+
+
+@given(stream_lines(), st.integers(1, 10))
+def test_the_batch_folds_as_the_merge_rule_says(lines: list[bytes], chunk: int) -> None:
+    """The batch's in-memory fold gives the rows db_utils.rows' merge gives for the parsed events."""
+    batch = Batch()
+    messages = [Message(offset, line) for offset, line in enumerate(lines)]
+    for start in range(0, len(messages), chunk):
+        batch.add_records("movielog", 0, messages[start:start + chunk])
+    events = [parse_line(line) for line in lines]
+    watches = merge_watch_rows(WatchRow(e.user_id, e.movie_id, e.minute, e.time, e.time)
+                               for e in events if isinstance(e, WatchEvent))
+    ratings = merge_rating_rows(RatingRow(e.user_id, e.movie_id, e.rating, e.time)
+                                for e in events if isinstance(e, RatingEvent))
+    rows = batch.rows()
+    assert rows.watches == watches and rows.ratings == ratings

@@ -12,7 +12,8 @@ from alembic import command
 from sqlalchemy import text
 
 from db_utils.engine import alembic_config, make_engine, upgrade_database
-from db_utils.queries import DeadLetterRow, dead_letter_key, insert_dead_letters
+from db_utils.queries import insert_dead_letters
+from db_utils.rows import DeadLetterRow, dead_letter_key
 from movierec.base.scratch import postgres_schema_url
 
 

@@ -1,4 +1,4 @@
-"""db_utils on PostgreSQL and SQLite: migrations, idempotent upserts, latest rating wins."""
+"""db_utils on PostgreSQL and SQLite: migrations, idempotent writes, latest rating wins, history."""
 
 from __future__ import annotations
 
@@ -9,20 +9,14 @@ from sqlalchemy import Engine, inspect, select
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.models import DeadLetter, Rating, Recommendation, Watch
 from db_utils.queries import (
-    DeadLetterRow,
-    RatingRow,
-    RecommendationRow,
-    WatchRow,
+    bulk_insert_recommendations,
+    bulk_upsert_ratings,
+    bulk_upsert_watches,
     history_for,
     insert_dead_letters,
-    insert_recommendations,
-    merge_rating_rows,
-    merge_watch_rows,
     upsert_movies,
-    upsert_ratings,
-    upsert_users,
-    upsert_watches,
 )
+from db_utils.rows import DeadLetterRow, RatingRow, RecommendationRow, WatchRow
 
 T0 = datetime(2023, 10, 25, 0, 56, 34)
 EXPECTED_TABLES = {"users", "movies", "watches", "ratings", "recommendations", "dead_letters",
@@ -56,10 +50,10 @@ def test_watch_upsert_keeps_max_minute_and_time_bounds(db_engine: Engine) -> Non
         WatchRow(2, "heat+1995", 3, T0, T0),
     ]
     with db_engine.begin() as conn:
-        assert upsert_watches(conn, batch) == 2
+        assert bulk_upsert_watches(conn, batch) == 2
     later = [WatchRow(1, "the+dark+knight+2008", 20, T0 + timedelta(hours=2), T0 + timedelta(hours=2))]
     with db_engine.begin() as conn:
-        upsert_watches(conn, later)
+        bulk_upsert_watches(conn, later)
     rows = {(r[0], r[1]): r for r in _rows(db_engine, Watch)}
     knight = rows[(1, "the+dark+knight+2008")]
     assert knight[2] == 35
@@ -78,9 +72,9 @@ def test_replaying_a_batch_leaves_identical_rows(db_engine: Engine) -> None:
 
     def write() -> None:
         with db_engine.begin() as conn:
-            upsert_watches(conn, watches)
-            upsert_ratings(conn, ratings)
-            insert_recommendations(conn, recs)
+            bulk_upsert_watches(conn, watches)
+            bulk_upsert_ratings(conn, ratings)
+            bulk_insert_recommendations(conn, recs)
             insert_dead_letters(conn, dead)
 
     write()
@@ -96,20 +90,21 @@ def test_latest_rating_wins_in_any_arrival_order(db_engine: Engine) -> None:
     old = RatingRow(7, "heat+1995", 5, T0)
     new = RatingRow(7, "heat+1995", 2, T0 + timedelta(days=1))
     with db_engine.begin() as conn:
-        upsert_ratings(conn, [new])
+        bulk_upsert_ratings(conn, [new])
     with db_engine.begin() as conn:
-        upsert_ratings(conn, [old])  # arrives late: must not overwrite
+        bulk_upsert_ratings(conn, [old])  # arrives late: must not overwrite
     assert _rows(db_engine, Rating) == [(7, "heat+1995", 2, T0 + timedelta(days=1))]
     with db_engine.begin() as conn:
-        upsert_ratings(conn, [RatingRow(7, "heat+1995", 4, T0 + timedelta(days=2))])
+        bulk_upsert_ratings(conn, [RatingRow(7, "heat+1995", 4, T0 + timedelta(days=2))])
     assert _rows(db_engine, Rating)[0][2] == 4
 
 
 def test_history_joins_watches_and_ratings_in_one_query(db_engine: Engine) -> None:
     with db_engine.begin() as conn:
-        upsert_watches(conn, [WatchRow(3, "a+2000", 90, T0, T0), WatchRow(3, "b+2001", 5, T0, T0 + timedelta(hours=1))])
-        upsert_ratings(conn, [RatingRow(3, "a+2000", 4, T0 + timedelta(hours=2)), RatingRow(3, "c+2002", 1, T0)])
-        upsert_watches(conn, [WatchRow(4, "z+1999", 1, T0, T0)])
+        bulk_upsert_watches(conn, [WatchRow(3, "a+2000", 90, T0, T0),
+                                   WatchRow(3, "b+2001", 5, T0, T0 + timedelta(hours=1))])
+        bulk_upsert_ratings(conn, [RatingRow(3, "a+2000", 4, T0 + timedelta(hours=2)), RatingRow(3, "c+2002", 1, T0)])
+        bulk_upsert_watches(conn, [WatchRow(4, "z+1999", 1, T0, T0)])
     with db_engine.connect() as conn:
         history = history_for(conn, 3)
     assert [(h.movie_id, h.max_minute, h.rating) for h in history] == [
@@ -122,21 +117,19 @@ def test_history_joins_watches_and_ratings_in_one_query(db_engine: Engine) -> No
 def test_large_batches_are_chunked(db_engine: Engine) -> None:
     rows = [WatchRow(u, "m+2000", 1, T0, T0) for u in range(5000)]
     with db_engine.begin() as conn:
-        assert upsert_watches(conn, rows) == 5000
+        assert bulk_upsert_watches(conn, rows) == 5000
     assert len(_rows(db_engine, Watch)) == 5000
 
 
-def test_movies_and_users_upsert(db_engine: Engine) -> None:
+def test_movies_upsert(db_engine: Engine) -> None:
     movie = {"id": "heat+1995", "title": "Heat", "year": 1995, "adult": False, "popularity": 1.5,
              "description_source": "template", "field_sources": {"runtime": "imdb"}}
     with db_engine.begin() as conn:
         upsert_movies(conn, [movie])
         upsert_movies(conn, [{**movie, "popularity": 2.5}])
-        upsert_users(conn, [{"id": 1, "age": 25, "occupation": "writer", "gender": "F"}])
     with db_engine.connect() as conn:
         pop = conn.exec_driver_sql("SELECT popularity FROM movies WHERE id = 'heat+1995'").scalar()
         assert pop == 2.5
-        assert conn.exec_driver_sql("SELECT count(*) FROM users").scalar() == 1
 
 
 def test_dead_letters_keep_binary_and_nul_safely(db_engine: Engine) -> None:
@@ -144,12 +137,3 @@ def test_dead_letters_keep_binary_and_nul_safely(db_engine: Engine) -> None:
     with db_engine.begin() as conn:
         insert_dead_letters(conn, [DeadLetterRow("movielog:0:1", "not_utf8", raw)])
     assert "garbage" in _rows(db_engine, DeadLetter)[0][5]
-
-
-def test_merge_helpers_are_order_independent() -> None:
-    a = RatingRow(1, "m", 3, T0)
-    b = RatingRow(1, "m", 5, T0)
-    assert merge_rating_rows([a, b]) == merge_rating_rows([b, a]) == [b]
-    w1 = WatchRow(1, "m", 4, T0, T0)
-    w2 = WatchRow(1, "m", 9, T0 - timedelta(1), T0 - timedelta(1))
-    assert merge_watch_rows([w1, w2]) == merge_watch_rows([w2, w1])

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from db_utils.queries import RatingRow, WatchRow, upsert_ratings, upsert_watches
+from db_utils.queries import bulk_upsert_ratings, bulk_upsert_watches
+from db_utils.rows import RatingRow, WatchRow
 from inference.settings import InferenceSettings
 from tests.inference.small_catalog import CLUSTERS, small_catalog
 from vectordb_scripts.catalog_io import catalog_path
@@ -86,7 +87,7 @@ def make_client(make_settings: Callable[..., InferenceSettings]) -> Iterator[Cal
 
 
 def add_history(engine: Engine, user_id: int, watched: list[str], ratings: dict[str, int] | None = None) -> None:
-    """Watches (first film = oldest) and ratings for one user, written with db_utils' upserts."""
+    """Watches (first film = oldest) and ratings for one user, written by db_utils' write path."""
     ratings = ratings or {}
     watch_rows = [WatchRow(user_id, movie_id, 90, T0 + timedelta(minutes=i), T0 + timedelta(minutes=i))
                   for i, movie_id in enumerate(watched)]
@@ -94,5 +95,5 @@ def add_history(engine: Engine, user_id: int, watched: list[str], ratings: dict[
                                                                           if movie_id in watched else 0))
                    for movie_id, rating in ratings.items()]
     with engine.begin() as conn:
-        upsert_watches(conn, watch_rows)
-        upsert_ratings(conn, rating_rows)
+        bulk_upsert_watches(conn, watch_rows)
+        bulk_upsert_ratings(conn, rating_rows)

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from db_utils.queries import HistoryItem, RatingRow, WatchRow, upsert_ratings, upsert_watches
+from db_utils.queries import HistoryItem, bulk_upsert_ratings, bulk_upsert_watches
+from db_utils.rows import RatingRow, WatchRow
 from inference.ease import RankerParams
 from inference.model import ModelMissing, ModelRanker, artifact_dir, fit_model, list_versions, load_model, save_model
 from inference.ranking import Catalogue
@@ -117,8 +118,8 @@ def write_stream(engine: Engine, users: int = 30) -> None:
                for u in range(1, users + 1) for i, m in enumerate(space)]
     ratings = [RatingRow(u, space[-1], 4, T0 + timedelta(hours=u, minutes=10)) for u in range(1, users + 1)]
     with engine.begin() as conn:
-        upsert_watches(conn, watches)
-        upsert_ratings(conn, ratings)
+        bulk_upsert_watches(conn, watches)
+        bulk_upsert_ratings(conn, ratings)
 
 
 def test_train_from_the_database(db_engine: Engine, data_dir: Path) -> None:

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db_utils.models import Deployment
-from db_utils.queries import RecommendationRow, WatchRow, insert_recommendations, upsert_watches
+from db_utils.queries import bulk_insert_recommendations, bulk_upsert_watches
+from db_utils.rows import RecommendationRow, WatchRow
 from movierec.base.ports import free_port, wait_for_port
 from tests.load_balancer import tiny_inference
 from tests.load_balancer.helpers import ADMIN_TOKEN, wait_until
@@ -207,13 +208,13 @@ class ClientLoop:
             films = tuple(response.text.split(","))
             liked = [f for f in films if f in set(tiny_inference.taste(user))]
             with self.engine.begin() as conn:
-                insert_recommendations(conn, [RecommendationRow(
+                bulk_insert_recommendations(conn, [RecommendationRow(
                     uuid.uuid4().hex, now, user, f"{version}@127.0.0.1:{port}", 200, films,
                     int(response.elapsed.total_seconds() * 1000), version)])
                 if liked:
                     seen = now + timedelta(seconds=1)
-                    upsert_watches(conn, [WatchRow(user, liked[(self.stats.requests // 7) % len(liked)], 10,
-                                                   seen, seen)])
+                    bulk_upsert_watches(conn, [WatchRow(user, liked[(self.stats.requests // 7) % len(liked)], 10,
+                                                        seen, seen)])
             time.sleep(self.pause)
 
 

@@ -22,7 +22,8 @@ import requests
 from crontab import CronTab
 from sqlalchemy import Engine
 
-from db_utils.queries import WatchRow, upsert_watches
+from db_utils.queries import bulk_upsert_watches
+from db_utils.rows import WatchRow
 from tests.inference.conftest import indexed_data_dir  # noqa: F401 (the small catalogue's real index)
 from tests.inference.small_catalog import CLUSTERS
 from tests.load_balancer.helpers import wait_until
@@ -68,7 +69,7 @@ def write_stream(engine: Engine) -> None:
     rows = [WatchRow(u + 1, m, 90, start + timedelta(hours=u, minutes=t), start + timedelta(hours=u, minutes=t))
             for u, films in enumerate(sequences(40, seed=9)) for t, m in enumerate(films[:12])]
     with engine.begin() as conn:
-        upsert_watches(conn, rows)
+        bulk_upsert_watches(conn, rows)
 
 
 def test_scheduler_retrains_gates_and_releases_the_model(platform: Platform, pg_engine: Engine) -> None:
