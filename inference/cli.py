@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 from inference.ranking import STRATEGIES
 from inference.settings import MODEL_STRATEGY, InferenceSettings
-from movierec.base.settings import env_str
 
 
 def _inference_parser() -> argparse.ArgumentParser:
@@ -36,7 +35,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     if getattr(args, "model", None):
         settings = settings.replace(model_artifact=args.model)
     if args.strategy or args.model_version:
-        version = args.model_version or env_str("MODEL_VERSION", "", environ) or None
+        version = args.model_version or settings.configured_model_version
         settings = settings.with_strategy(args.strategy or settings.strategy, version)
     return settings
 

@@ -49,6 +49,11 @@ class InferenceSettings(EnvSettings):
             self._set("index_path", self.common.data_dir / "index" / NEIGHBOURS_FILE)
         return self
 
+    @property
+    def configured_model_version(self) -> str | None:
+        """$MODEL_VERSION as configured (None when unset or empty), not the strategy's default filled in above."""
+        return self.model_version if "model_version" in self.model_fields_set else None
+
     def with_strategy(self, strategy: str, model_version: str | None = None) -> InferenceSettings:
         """A copy serving `strategy` (its default version unless `model_version` is given)."""
         check_strategy(strategy)

@@ -15,11 +15,10 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -30,27 +29,23 @@ from db_utils.engine import make_engine
 from db_utils.models import Rating, Watch
 from inference.ease import RankerParams
 from inference.model import ItemModel, ModelRanker, fit_model, models_dir, save_model
-from movierec.base.settings import CommonSettings, env_bool, env_int
+from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 log = logging.getLogger(__name__)
 READ_BATCH_ROWS = 100_000
 ML1M_USER_OFFSET = -(10**13)  # warm-start users get keys that no stream user id (<= 10^12) can have
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    common: CommonSettings
-    max_items: int  # films the model keeps (the most interacted); its weights take max_items^2 x 4 bytes
-    warm_start: bool  # add ML-1M's ratings (minus each user's last `holdout`) to the stream's interactions
-    holdout: int
-    eval_max_users: int  # odd ML-1M users the offline metrics use (0 = all 3,020)
+class TrainSettings(EnvSettings):
+    """What `movierec train` reads (see .env.example, `MODEL_*`)."""
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TrainSettings:
-        return cls(common=CommonSettings.from_env(environ),
-                   max_items=env_int("MODEL_MAX_ITEMS", 6000, environ),
-                   warm_start=env_bool("MODEL_WARM_START", True, environ),
-                   holdout=10, eval_max_users=env_int("MODEL_EVAL_MAX_USERS", 0, environ))
+    common: CommonSettings = nested_common()
+    # films the model keeps (the most interacted); its weights take max_items^2 x 4 bytes
+    max_items: int = setting("MODEL_MAX_ITEMS", 6000)
+    # add ML-1M's ratings (minus each user's last `holdout`) to the stream's interactions
+    warm_start: bool = setting("MODEL_WARM_START", True)
+    eval_max_users: int = setting("MODEL_EVAL_MAX_USERS", 0)  # odd ML-1M users the offline metrics use (0 = all 3,020)
+    holdout: ClassVar[int] = 10  # the offline gate's held-out ratings per ML-1M user (not a variable)
 
 
 @dataclass
@@ -237,7 +232,7 @@ def main(argv: list[str]) -> int:
     settings = TrainSettings.from_env(environ)
     overrides = {k: v for k, v in (("max_items", args.max_items), ("warm_start", args.warm_start),
                                    ("eval_max_users", args.eval_max_users)) if v is not None}
-    settings = TrainSettings(**{**settings.__dict__, **overrides})
+    settings = settings.replace(**overrides)
     try:
         directory = train(settings, version=args.version, window_days=args.window_days,
                           evaluate_offline=not args.no_eval, progress=True)

@@ -13,7 +13,7 @@ import logging
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -195,7 +195,7 @@ def release_model(settings: ReleaseSettings, model: str | None = None, ref: str 
     if model is None:
         from inference.train import NoInteractions, TrainSettings, train
 
-        train_settings = replace(TrainSettings.from_env(), common=settings.common)
+        train_settings = TrainSettings.from_env().replace(common=settings.common)
         try:
             model = train(train_settings, progress=False).name
         except NoInteractions as exc:

@@ -172,41 +172,6 @@ def nested_common() -> Any:
     return Field(default_factory=lambda: CommonSettings.from_env(_EXPLICIT.get()))
 
 
-# --- old-style readers (kept for code not yet converted; they read `.env` too) -------------------
-
-
-def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
-    """The variable's value, or `default` when it is unset or empty (environment, then `.env`)."""
-    source = environ if environ is not None else {**dotenv_values(), **os.environ}
-    value = source.get(name, "")
-    return value if value != "" else default
-
-
-def env_int(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
-    raw = env_str(name, str(default), environ)
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r}: expected an integer") from exc
-
-
-def env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
-    raw = env_str(name, str(default), environ)
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r}: expected a number") from exc
-
-
-def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
-    raw = env_str(name, "1" if default else "0", environ).strip().lower()
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name}={raw!r}: expected a boolean (1/0, true/false)")
-
-
 # --- what every process needs --------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from inference.model import ModelMissing, ModelRanker, artifact_dir, fit_model, 
 from inference.ranking import Catalogue
 from inference.recommender import build_profile
 from inference.train import NoInteractions, TrainSettings, main, train
-from movierec.base.settings import CommonSettings
+from movierec.base.settings import CommonSettings, ConfigError
 from tests.inference.small_catalog import CLUSTERS
 from vectordb_scripts.table import NeighbourTable
 
@@ -122,10 +122,21 @@ def write_stream(engine: Engine, users: int = 30) -> None:
         bulk_upsert_ratings(conn, ratings)
 
 
+def test_train_settings_read_the_model_variables() -> None:
+    assert TrainSettings.from_env({}).model_dump(exclude={"common"}) == {
+        "max_items": 6000, "warm_start": True, "eval_max_users": 0}
+    settings = TrainSettings.from_env({"MODEL_MAX_ITEMS": "100", "MODEL_WARM_START": "off", "MODEL_EVAL_MAX_USERS": ""})
+    assert (settings.max_items, settings.warm_start, settings.eval_max_users, settings.holdout) == (100, False, 0, 10)
+    with pytest.raises(ConfigError, match="MODEL_MAX_ITEMS='many': expected an integer"):
+        TrainSettings.from_env({"MODEL_MAX_ITEMS": "many"})
+    with pytest.raises(ConfigError, match="MODEL_WARM_START='maybe': expected a boolean"):
+        TrainSettings.from_env({"MODEL_WARM_START": "maybe"})
+
+
 def test_train_from_the_database(db_engine: Engine, data_dir: Path) -> None:
     url = db_engine.url.render_as_string(hide_password=False)
-    settings = TrainSettings(CommonSettings.from_env({"MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": url}),
-                             max_items=100, warm_start=True, holdout=10, eval_max_users=0)
+    settings = TrainSettings(common=CommonSettings.from_env({"MOVIEREC_DATA_DIR": str(data_dir), "DATABASE_URL": url}),
+                             max_items=100, warm_start=True, eval_max_users=0)
     with pytest.raises(NoInteractions):
         train(settings, progress=False)
     write_stream(db_engine)
@@ -162,8 +173,8 @@ def test_service_serves_the_chosen_version(make_client: Callable[..., Any], pg_e
     write_stream(pg_engine)
     common = CommonSettings.from_env({"MOVIEREC_DATA_DIR": str(tmp_path),
                                       "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False)})
-    directory = train(TrainSettings(common, 100, False, 10, 0), version="model-served", evaluate_offline=False,
-                      progress=False)
+    directory = train(TrainSettings(common=common, max_items=100, warm_start=False, eval_max_users=0),
+                      version="model-served", evaluate_offline=False, progress=False)
     space = CLUSTERS["space"]
     add_history(pg_engine, 777, space[:2])
     client = make_client(INFERENCE_STRATEGY="model", MODEL_ARTIFACT=str(directory))

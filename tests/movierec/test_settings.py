@@ -11,7 +11,7 @@ import pytest
 
 from load_balancer.release.settings import ReleaseSettings
 from load_balancer.router.settings import RouterSettings
-from movierec.base.settings import CommonSettings, ConfigError, env_int
+from movierec.base.settings import CommonSettings, ConfigError
 from movierec.services import UpSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,7 @@ def test_every_variable_is_in_env_example_with_its_default() -> None:
     """Every variable a settings class reads is documented in .env.example, with the same default."""
     from data_parsing.settings import ParserSettings
     from inference.settings import InferenceSettings
+    from inference.train import TrainSettings
     from monitoring.settings import DashboardSettings, LocalMonitoringSettings
     from simulator.settings import SimulatorSettings
     from vectordb_scripts.catalog_build import CatalogSettings
@@ -45,7 +46,8 @@ def test_every_variable_is_in_env_example_with_its_default() -> None:
             name, _, value = line.partition("=")
             documented[name] = value
     for cls in (CommonSettings, UpSettings, RouterSettings, ReleaseSettings, ParserSettings, InferenceSettings,
-                SimulatorSettings, DashboardSettings, LocalMonitoringSettings, IndexSettings, CatalogSettings):
+                SimulatorSettings, DashboardSettings, LocalMonitoringSettings, IndexSettings, CatalogSettings,
+                TrainSettings):
         for name, field in cls.model_fields.items():
             if name == "common":
                 continue
@@ -88,7 +90,6 @@ def test_environment_wins_over_dotenv_and_empty_means_default(tmp_path: Path, mo
     assert settings.common.data_dir == tmp_path / "data"  # relative to the current directory
     assert settings.common.log_level == "DEBUG"
     assert settings.common.database_url == f"sqlite:///{tmp_path / 'data' / 'movierec.db'}"
-    assert env_int("UP_ROUTER_PORT", 1) == 9999  # the old-style readers see .env too
 
 
 @pytest.mark.parametrize(("variable", "value", "expected"), [
