@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import requests
 
 from monitoring.config import render_alert_rules, render_alertmanager_config, render_prometheus_config
+from movierec.base.waiting import wait_until
 
 LOOPBACK = "127.0.0.1"
 
@@ -105,15 +105,18 @@ def write_local_configs(
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_seconds: float) -> None:
     """Poll `<url>/-/ready` until it answers 200; fail early if the process exits."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
             raise MonitoringUnavailable(f"{url} exited with code {process.returncode}:\n{tail}")
         with contextlib.suppress(requests.RequestException):
             if requests.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
+                return True
+        return False
+
+    if wait_until(ready, timeout_seconds, 0.1):
+        return
     process.kill()
     process.wait()
     raise MonitoringUnavailable(f"{url} not ready after {timeout_seconds}s (log: {log_path})")

@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from movierec.base.waiting import wait_until
+
 log = logging.getLogger(__name__)
 
 APT_PACKAGES = ("podman", "runc", "debootstrap", "containernetworking-plugins",
@@ -266,19 +268,20 @@ class Engine:
         self.process = subprocess.Popen(["podman", "system", "service", "--time=0", self.docker_host],
                                         env=self.env(), stdout=log_file, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise EngineError(f"podman system service exited {self.process.returncode}; "
+        process = self.process
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise EngineError(f"podman system service exited {process.returncode}; "
                                   f"see {self.run_dir / 'podman-service.log'}")
-            if self.socket.exists() and self.ping():
-                # Like Docker's socket (0660, group docker): the containers' group may use it (compose's
-                # scheduler joins the socket's group, DOCKER_GID).
-                self.socket.chmod(0o660)
-                self._start_ticker()
-                return
-            time.sleep(0.2)
-        raise EngineError(f"the podman API socket {self.socket} did not answer within {timeout_seconds}s")
+            return self.socket.exists() and self.ping()
+
+        if not wait_until(answering, timeout_seconds, 0.2):
+            raise EngineError(f"the podman API socket {self.socket} did not answer within {timeout_seconds}s")
+        # Like Docker's socket (0660, group docker): the containers' group may use it (compose's
+        # scheduler joins the socket's group, DOCKER_GID).
+        self.socket.chmod(0o660)
+        self._start_ticker()
 
     def _start_ticker(self) -> None:
         """podman runs healthchecks from systemd timers; without systemd nothing runs them and compose's

@@ -37,6 +37,7 @@ import requests
 from movierec.base.broker import tansu_binary
 from movierec.base.ports import wait_for_port
 from movierec.base.settings import environment
+from movierec.base.waiting import wait_until
 from movierec.services import ServiceSpec, UpSettings, movierec_argv, plan_services, scrape_targets
 
 log = logging.getLogger("movierec.supervisor")
@@ -399,14 +400,14 @@ class Supervisor:
     # -- services -----------------------------------------------------------------------------------
 
     def _wait_healthy(self, managed: Managed) -> bool:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and not self.stopping:
+        def outcome() -> str | None:
+            if self.stopping:
+                return "stopping"
             if managed.healthy():
-                return True
-            if not managed.alive():
-                return False
-            time.sleep(0.25)
-        return False
+                return "healthy"
+            return None if managed.alive() else "exited"
+
+        return wait_until(outcome, HEALTH_TIMEOUT_SECONDS, 0.25) == "healthy"
 
     def start_all(self) -> None:
         """Start the plan in order: a service starts once those it waits for are healthy."""
@@ -607,9 +608,7 @@ def cmd_up(settings: UpSettings, args: argparse.Namespace) -> int:
         print(f"\n[up] platform ready in {time.monotonic() - started:.1f}s\n{supervisor.table()}\n", flush=True)
         print("[up] Ctrl-C stops everything.", flush=True)
         if args.run_seconds:
-            deadline = time.monotonic() + args.run_seconds
-            while time.monotonic() < deadline and not supervisor.stopping:
-                time.sleep(0.5)
+            wait_until(lambda: supervisor.stopping, args.run_seconds, 0.5)
             supervisor.stopping = True
         supervisor.watch()
         return 0
@@ -632,21 +631,28 @@ def _detach(settings: UpSettings, args: argparse.Namespace) -> int:
     process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     print(f"[up] supervisor started in the background (pid {process.pid}); log {logs / 'supervisor.log'}",
           flush=True)
-    deadline = time.monotonic() + 3600
     shown = ""
-    while time.monotonic() < deadline:
+
+    def outcome() -> str | None:  # "exited" or "ready"; meanwhile prints each new progress line
+        nonlocal shown
         if process.poll() is not None:
-            print(f"[up] supervisor exited ({process.returncode}); see {logs / 'supervisor.log'}")
-            return 1
+            return "exited"
         state = _read_state(settings)
         if state and state.get("pid") == process.pid:
             if state.get("phase") == "ready":
-                return cmd_status(settings)
+                return "ready"
             line = describe_progress(state)
             if line != shown:
                 print(f"[up] {line}", flush=True)
                 shown = line
-        time.sleep(0.5)
+        return None
+
+    result = wait_until(outcome, 3600, 0.5)
+    if result == "exited":
+        print(f"[up] supervisor exited ({process.returncode}); see {logs / 'supervisor.log'}")
+        return 1
+    if result == "ready":
+        return cmd_status(settings)
     return 1
 
 
@@ -727,9 +733,7 @@ def cmd_down(settings: UpSettings) -> int:
         return 0
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.25)
+    wait_until(lambda: not _pid_alive(pid), 90, 0.25)
     if _pid_alive(pid):
         print(f"supervisor {pid} did not stop in time; killing it (children receive SIGTERM)")
         os.kill(pid, signal.SIGKILL)

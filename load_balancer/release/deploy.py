@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import requests
 
 from load_balancer.release.settings import ReleaseSettings
 from movierec.base.ports import free_port
+from movierec.base.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def _stop_process(pid: int, timeout_seconds: float) -> bool:
 
 def wait_healthy(url: str, timeout_seconds: float, handle: dict[str, Any] | None = None) -> str | None:
     """Wait for `url/health` to answer 200; returns the X-Model-Version it reports (if any)."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
+
+    def healthy() -> tuple[str | None] | None:  # (version,) once healthy: a truthy answer even without a version
         if handle and handle.get("kind") == "process" and not psutil.pid_exists(int(handle["pid"])):
             raise DeployError(f"the nightly process exited before it was healthy (log: {handle.get('log')})")
         if handle and handle.get("kind") == "process":
@@ -170,11 +170,15 @@ def wait_healthy(url: str, timeout_seconds: float, handle: dict[str, Any] | None
         try:
             response = requests.get(f"{url}/health", timeout=2)
             if response.status_code == 200:
-                return response.headers.get("X-Model-Version") or _version_from_body(response)
+                return (response.headers.get("X-Model-Version") or _version_from_body(response),)
         except requests.RequestException:
             pass
-        time.sleep(0.25)
-    raise DeployError(f"{url}/health did not answer 200 within {timeout_seconds:.0f}s")
+        return None
+
+    answer = wait_until(healthy, timeout_seconds, 0.25)
+    if answer is None:
+        raise DeployError(f"{url}/health did not answer 200 within {timeout_seconds:.0f}s")
+    return answer[0]
 
 
 def _version_from_body(response: requests.Response) -> str | None:

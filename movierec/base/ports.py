@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
+
+from movierec.base.waiting import wait_until
 
 
 def free_port() -> int:
@@ -15,9 +16,10 @@ def free_port() -> int:
 
 
 def wait_for_port(host: str, port: int, timeout_seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_seconds}s")
+            return True
+        return False
+
+    if not wait_until(listening, timeout_seconds, 0.05):
+        raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_seconds}s")
