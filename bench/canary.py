@@ -5,7 +5,7 @@
     python bench/canary.py --trials 0 --end-to-end 3   # the real path only (see below)
 
 Scenarios: A/A (aa_blend), large lifts and drops (blend over seed and the reverse, blend over
-popularity and the reverse) and 5-point ones: a nightly that answers 30 % of requests with blend and
+popularity and the reverse) and 5-point ones: a nightly that answers 20 % of requests with blend and
 the rest with seed against a seed main (lift_5_points), and the reverse (drop_5_points). Trials run
 in `--jobs` forked processes (default: one per core).
 
@@ -236,7 +236,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
     settings = ReleaseSettings.from_env()
-    print(f"canary benchmark: {', '.join(scenarios)}; {args.trials} trials each; {args.users:,} users, "
+    print(f"canary benchmark: {', '.join(scenarios) if args.trials else 'no in-process trials'}; "
+          f"{args.trials} trials each, {args.end_to_end} end to end; {args.users:,} users, "
           f"{args.requests_per_minute:g} requests/min; canary weight {settings.canary_weight}, looks every "
           f"{settings.look_minutes:g} min up to {settings.window_minutes:g} min, alpha {settings.alpha}, "
           f"margin {settings.margin}, mixture spread {settings.tau}, horizon {settings.hit_horizon_minutes:g} min, "
@@ -258,6 +259,7 @@ def main() -> int:
     if not args.no_record:
         if figures:
             plot(figures, results, args.out, settings.window_minutes)
+            print(f"plot: {args.out}")
         record_run(args.record_name, {"scenarios": figures, "end_to_end": e2e, "trials_per_scenario": args.trials,
                               "users": args.users,
                               "requests_per_minute": args.requests_per_minute,
@@ -269,8 +271,8 @@ def main() -> int:
                                            "min_users_per_arm": settings.min_users_per_arm},
                               "bench_wall_minutes": round(total_minutes, 1)},
                    notes="In-process trials: real simulator, rankers, parser, writer (SQLite) and decision code; "
-                         "simulated time. Times to decision are simulated minutes at the stated traffic.")
-        print(f"plot: {args.out}")
+                         "simulated time. Times to decision are simulated minutes at the stated traffic. "
+                         "end_to_end: the real-path release test's verdicts and hit rates beside the simulator's.")
     return 0
 
 

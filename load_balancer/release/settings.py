@@ -38,7 +38,7 @@ class ReleaseSettings(EnvSettings):
     hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 10.0, gt=0)
     min_users_per_arm: int = setting("RELEASE_MIN_USERS_PER_ARM", 30, ge=1)
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)
-    margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
+    margin: float = setting("RELEASE_MARGIN", 0.03, ge=0.0)
     # spread of the mSPRT's normal mixture: the hit-rate difference the test is tuned to detect fastest
     tau: float = setting("RELEASE_MSPRT_TAU", 0.05, gt=0.0, le=1.0)
     min_nightly_serve_share: float = setting("RELEASE_MIN_NIGHTLY_SERVE_SHARE", 0.95, ge=0.0, le=1.0)

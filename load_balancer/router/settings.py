@@ -33,7 +33,7 @@ class RouterSettings(EnvSettings):
     online_eval_interval_seconds: float = setting("LB_ONLINE_EVAL_INTERVAL_SECONDS", 60.0, gt=0)
     hit_horizon_minutes: float = setting("RELEASE_HIT_HORIZON_MINUTES", 10.0, gt=0)
     alpha: float = setting("RELEASE_ALPHA", 0.05, gt=0.0, lt=1.0)  # of the per-arm intervals the router exports
-    margin: float = setting("RELEASE_MARGIN", 0.02, ge=0.0)
+    margin: float = setting("RELEASE_MARGIN", 0.03, ge=0.0)
     # spread of the mSPRT's normal mixture: the hit-rate difference the test is tuned to detect fastest
     tau: float = setting("RELEASE_MSPRT_TAU", 0.05, gt=0.0, le=1.0)
     # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)

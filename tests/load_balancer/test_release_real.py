@@ -56,7 +56,7 @@ MAIN_STRATEGY = "seed"  # the original logic, the weakest strategy both offline 
 MAIN_VERSION = "seed-v1"
 TAG = "release-recommender-nightly-blend"
 MIN_USERS_PER_ARM = 40
-MARGIN = 0.02  # RELEASE_MARGIN's default
+MARGIN = 0.03  # RELEASE_MARGIN's default
 # Simulated users: few enough that they come back within the window (so the nightly knows their
 # history), lines/s high enough for a few hundred requests per arm in about two minutes.
 SIM_USERS = 300
