@@ -61,8 +61,15 @@ def release_main(argv: list[str]) -> int:
     model = sub.add_parser("model", help="train on the database (`movierec train`), then release the model")
     model.add_argument("--model", help="release this trained artifact instead of training a new one")
     model.add_argument("--ref", help="git ref whose code serves it (default $RETRAIN_REF or HEAD)")
+    sub.add_parser("restore", help="start again the release processes the router still names (`up` does this)")
     args = parser.parse_args(argv)
     settings = ReleaseSettings.from_env()
+    if args.action == "restore":
+        from load_balancer.release.restore import restore_backends
+
+        restored = restore_backends(settings)
+        print("\n".join(r.text for r in restored) or "every release backend the router names is running")
+        return 0 if all(r.ok for r in restored) else 4
     try:
         if args.action == "model":
             result = release_model(settings, args.model, args.ref)

@@ -432,6 +432,8 @@ class Supervisor:
         for managed in self.services:
             self._await(managed, len(specs))
         if not self.stopping:
+            self._starting_state(len(specs), "restoring release backends")
+            restore_release_backends()
             self.write_state("ready")
 
     def _starting_state(self, total: int, step: str) -> None:
@@ -515,6 +517,21 @@ class Supervisor:
                 print(f"[up] stopping {m.spec.name}", flush=True)
             m.stop()
         state_path(self.settings).unlink(missing_ok=True)
+
+
+def restore_release_backends() -> None:
+    """Start again the release processes the router still names (a promoted main, a nightly under
+    evaluation) that the last `down` stopped; a failure is reported, never fatal to `up`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from load_balancer.release.restore import restore_backends
+    from load_balancer.release.settings import ReleaseSettings
+
+    try:
+        for restored in restore_backends(ReleaseSettings.from_env()):
+            print(f"[up] release backend {restored.text}", flush=True)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"[up] warning: could not restore the release backends: {exc}", flush=True)
 
 
 def stop_release_backends(settings: UpSettings) -> None:

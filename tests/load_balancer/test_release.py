@@ -13,7 +13,10 @@ import psutil
 import pytest
 import requests
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from db_utils.models import Deployment
+from load_balancer.release.deploy import stop_backend
 from load_balancer.release.schedule import scheduled_once
 from tests.load_balancer.helpers import wait_until
 from tests.load_balancer.platform import (
@@ -82,6 +85,23 @@ def test_tagged_nightly_with_better_ranking_is_promoted(platform, clone, pg_engi
     assert all(isinstance(p["blocks"], list) and p["blocks"][0]["type"] == "header" for p in slack_receiver.payloads)
     assert 'movierec_release_decisions_total{decision="promote"}' in requests.get(
         f"{platform.router_url}/metrics", timeout=5).text
+
+    # `movierec down` stops the promoted main with the rest (it is a release process, not an `up` service);
+    # the next `up` (here: the same step on its own) starts it again from its worktree and the router follows.
+    handle = promoted.metrics["handle"]
+    assert stop_backend(handle)
+    restored = platform.run("release", "restore")
+    assert restored.returncode == 0 and f"main {promoted.version}: started again" in restored.stdout, restored.stdout
+    with Session(pg_engine) as session:
+        row = session.get(Deployment, promoted.id)
+    assert row is not None and row.role == "main" and row.metrics["handle"]["pid"] != handle["pid"]
+    assert row.metrics["restored"][-1]["from"] == promoted.url
+    again = wait_until(lambda: (r := requests.get(f"{platform.router_url}/recommend/3", timeout=5)).status_code == 200
+                       and r.headers.get("X-Model-Version") == promoted.version and r, timeout_seconds=30,
+                       interval=0.25, what="the router serving the restored main")
+    assert again.headers["X-Served-By"] == "main"
+    assert "every release backend" in platform.run("release", "restore").stdout  # running: nothing to do
+    stop_backend(row.metrics["handle"])
 
 
 def test_failing_nightly_is_rolled_back_and_clients_see_no_failure(platform, clone, pg_engine,
