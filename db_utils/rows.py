@@ -16,7 +16,7 @@ commutative and idempotent, so any grouping of the events gives the same row (te
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -138,21 +138,24 @@ def _same_key(user_a: int, movie_a: str, user_b: int, movie_b: str) -> None:
         raise ValueError(f"cannot merge rows of different pairs: ({user_a}, {movie_a}) and ({user_b}, {movie_b})")
 
 
-def merge_watch_rows(rows: Iterable[WatchRow]) -> list[WatchRow]:
-    """One row per (user, movie), folded with merge_watch, in order of first appearance."""
-    merged: dict[tuple[int, str], WatchRow] = {}
+Row = TypeVar("Row", WatchRow, RatingRow)
+
+
+def _fold(rows: Iterable[Row], merge: Callable[[Row, Row], Row]) -> list[Row]:
+    """One row per (user, movie), folded with `merge`, in order of first appearance."""
+    merged: dict[tuple[int, str], Row] = {}
     for row in rows:
         key = (row.user_id, row.movie_id)
         old = merged.get(key)
-        merged[key] = row if old is None else merge_watch(old, row)
+        merged[key] = row if old is None else merge(old, row)
     return list(merged.values())
+
+
+def merge_watch_rows(rows: Iterable[WatchRow]) -> list[WatchRow]:
+    """One row per (user, movie), folded with merge_watch, in order of first appearance."""
+    return _fold(rows, merge_watch)
 
 
 def merge_rating_rows(rows: Iterable[RatingRow]) -> list[RatingRow]:
     """One rating per (user, movie), folded with merge_rating, in order of first appearance."""
-    merged: dict[tuple[int, str], RatingRow] = {}
-    for row in rows:
-        key = (row.user_id, row.movie_id)
-        old = merged.get(key)
-        merged[key] = row if old is None else merge_rating(old, row)
-    return list(merged.values())
+    return _fold(rows, merge_rating)
