@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from movierec import benchlog, report
+from movierec import report
+from movierec.base import benchlog
 
 
 def test_report_renders_recorded_runs(tmp_path: Path, monkeypatch) -> None:
