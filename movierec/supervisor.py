@@ -537,13 +537,13 @@ def restore_release_backends() -> None:
 def stop_release_backends(settings: UpSettings) -> None:
     """Stop the nightly processes that releases started for this data dir (the deployments table
     records them): they belong to the local platform, so `down` leaves none behind."""
-    import psutil
     from sqlalchemy import create_engine, select
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
     from db_utils.models import Deployment
     from load_balancer.release.deploy import stop_backend
+    from load_balancer.release.restore import process_running
 
     url = settings.common.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -559,11 +559,7 @@ def stop_release_backends(settings: UpSettings) -> None:
     for version, handle in handles:
         if not isinstance(handle, dict) or handle.get("kind") != "process":
             continue
-        try:  # a recorded pid may have been reused: stop only a process of this data dir
-            environ = psutil.Process(int(handle["pid"])).environ()
-        except (psutil.Error, KeyError, ValueError):
-            continue
-        if environ.get("MOVIEREC_DATA_DIR") == str(settings.common.data_dir):
+        if process_running(handle, settings.common.data_dir):  # a recorded pid may have been reused
             print(f"[up] stopping release backend {version} (pid {handle['pid']})", flush=True)
             stop_backend(handle)
 

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from db_utils.engine import make_engine, make_session_factory
 from db_utils.models import Deployment
 from load_balancer.release import deploy
 from load_balancer.release.settings import ReleaseSettings
+from load_balancer.router.state import ROLES, active_row
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +48,10 @@ def needs_restore(row: Deployment, data_dir: Path) -> bool:
     """An active row whose release process is gone, with the worktree it ran from still on disk."""
     metrics = row.metrics or {}
     handle = metrics.get("handle")
-    if row.role not in ("main", "nightly") or not isinstance(handle, dict) or handle.get("kind") != "process":
+    if row.role not in ROLES or not isinstance(handle, dict) or handle.get("kind") != "process":
         return False
     worktree = metrics.get("worktree")
     return bool(worktree) and Path(worktree).is_dir() and not process_running(handle, data_dir)
-
-
-def active_rows(session: Session) -> list[Deployment]:
-    """The newest main and nightly rows (the ones the router serves)."""
-    rows = []
-    for role in ("main", "nightly"):
-        row = session.scalars(select(Deployment).where(Deployment.role == role)
-                              .order_by(Deployment.id.desc()).limit(1)).first()
-        if row is not None:
-            rows.append(row)
-    return rows
 
 
 def restore_backends(settings: ReleaseSettings) -> list[Restored]:
@@ -71,7 +59,7 @@ def restore_backends(settings: ReleaseSettings) -> list[Restored]:
     sessions = make_session_factory(make_engine(settings.common.database_url, pool_size=1))
     restored = []
     with sessions() as session:
-        for row in active_rows(session):
+        for row in filter(None, (active_row(session, role) for role in ROLES)):
             if not needs_restore(row, settings.common.data_dir):
                 continue
             metrics = dict(row.metrics or {})

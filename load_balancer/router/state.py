@@ -76,14 +76,14 @@ def _backend(row: Deployment) -> Backend:
     )
 
 
-def _active(session: Session, role: str) -> Deployment | None:
+def active_row(session: Session, role: str) -> Deployment | None:
     query = select(Deployment).where(Deployment.role == role).order_by(Deployment.id.desc()).limit(1)
     return session.scalars(query).first()
 
 
 def load_state(session: Session) -> RouterState:
     """The current main and nightly (the newest row of each role)."""
-    main, nightly = _active(session, "main"), _active(session, "nightly")
+    main, nightly = active_row(session, "main"), active_row(session, "nightly")
     return RouterState(main=_backend(main) if main else None, nightly=_backend(nightly) if nightly else None)
 
 
@@ -127,7 +127,7 @@ def register_backend(
         raise StateError(f"backend name must be main or nightly, got {name!r}")
     if not url:
         raise StateError("a backend needs a url")
-    old = _active(session, name)
+    old = active_row(session, name)
     if weight is None:
         weight = (old.weight if old is not None else 0.2) if name == "nightly" else 1.0
     if not 0.0 <= weight <= 1.0:
@@ -144,7 +144,7 @@ def register_backend(
 
 
 def deregister_backend(session: Session, name: str) -> Backend:
-    row = _active(session, name) if name in ROLES else None
+    row = active_row(session, name) if name in ROLES else None
     if row is None:
         raise StateError(f"no {name} backend is registered")
     backend = _backend(row)
@@ -157,7 +157,7 @@ def set_canary_weight(session: Session, weight: float) -> Backend:
     """Set the share of users (by sticky hash) the nightly serves."""
     if not 0.0 <= weight <= 1.0:
         raise StateError(f"weight must be within [0, 1], got {weight}")
-    row = _active(session, "nightly")
+    row = active_row(session, "nightly")
     if row is None:
         raise StateError("no nightly backend is registered")
     row.weight = weight
@@ -173,10 +173,10 @@ def _merge_metrics(row: Deployment, metrics: dict[str, Any] | None) -> None:
 def promote(session: Session, metrics: dict[str, Any] | None = None, note: str | None = None) -> tuple[
         Backend | None, Backend]:
     """The nightly becomes main; returns (old main, new main)."""
-    nightly = _active(session, "nightly")
+    nightly = active_row(session, "nightly")
     if nightly is None:
         raise StateError("no nightly backend to promote")
-    main = _active(session, "main")
+    main = active_row(session, "main")
     old = _backend(main) if main else None
     _retire(main, "replaced", f"replaced by deployment {nightly.id}")
     nightly.role, nightly.status, nightly.weight = "main", "promoted", 1.0
@@ -189,7 +189,7 @@ def promote(session: Session, metrics: dict[str, Any] | None = None, note: str |
 
 def rollback(session: Session, metrics: dict[str, Any] | None = None, note: str | None = None) -> Backend:
     """Take the nightly out (weight 0, retired); main keeps every user."""
-    nightly = _active(session, "nightly")
+    nightly = active_row(session, "nightly")
     if nightly is None:
         raise StateError("no nightly backend to roll back")
     backend = _backend(nightly)
