@@ -37,11 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 
 from load_balancer.release.settings import ReleaseSettings
 from movierec.base.benchlog import REPORTS_DIR, record_run
@@ -54,7 +55,10 @@ from simulator.canary_trials import (
     TrialResult,
     build_history,
     make_recommenders,
+    result_from_record,
     run_trial,
+    trial_record,
+    trials_to_run,
 )
 from simulator.tastes import TasteParams
 from simulator.tastes_store import load_tastes
@@ -73,6 +77,9 @@ def summarise(results: list[TrialResult]) -> dict[str, Any]:
         figures[scenario] = {
             "main": SCENARIOS[scenario][0], "nightly": SCENARIOS[scenario][1], "trials": n,
             "promoted": round(sum(r.decision == "promote" for r in rows) / n, 3),
+            # exact (Clopper-Pearson) 95 % interval of the promotion share: what n trials can show
+            "promoted_ci95": [round(bound, 3) for bound in
+                              binomtest(sum(r.decision == "promote" for r in rows), n).proportion_ci(0.95)],
             "rolled_back": round(sum(r.decision == "rollback" for r in rows) / n, 3),
             "decided_before_max_window": round(sum(not r.reason.startswith(("not shown", "too few")) for r in rows)
                                                / n, 3),
@@ -181,8 +188,34 @@ def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window
     plt.close(fig)
 
 
+def run_config(args: argparse.Namespace, settings: ReleaseSettings) -> dict[str, Any]:
+    """What makes trial k of a scenario the same trial in two runs: the trial log's key."""
+    return {"users": args.users, "requests_per_minute": args.requests_per_minute,
+            "recommend_fraction": args.recommend_fraction, "history_films": args.history_films,
+            "seed": args.seed, "rank": args.rank, "canary_weight": settings.canary_weight,
+            "look_minutes": settings.look_minutes, "window_minutes": settings.window_minutes,
+            "alpha": settings.alpha, "margin": settings.margin, "tau": settings.tau,
+            "horizon_minutes": settings.hit_horizon_minutes, "min_users_per_arm": settings.min_users_per_arm}
+
+
+def read_log(path: Path, config: dict[str, Any], scenarios: list[str]) -> list[TrialResult]:
+    """The logged trials of this configuration and these scenarios (other lines are kept, not read)."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [result_from_record(row) for row in rows if row["config"] == config and row["scenario"] in scenarios]
+
+
 def fast_trials(args: argparse.Namespace, settings: ReleaseSettings, scenarios: list[str]) -> list[TrialResult]:
-    """The in-process trials of every scenario (see the module docstring)."""
+    """The in-process trials of every scenario (see the module docstring). Each finished trial is appended
+    to the trial log at once; trials already logged for the same configuration are not run again, so a
+    run cut short by `--budget-minutes` (or interrupted) is continued by running the same command again."""
+    config = run_config(args, settings)
+    results = [r for r in read_log(args.log, config, scenarios) if r.trial < args.trials]
+    tasks = trials_to_run(scenarios, args.trials, {(r.scenario, r.trial) for r in results})
+    print(f"trial log {args.log}: {len(results)} trials of this configuration already run, {len(tasks)} to run")
+    if not tasks:
+        return results
     data_dir = args.data_dir or test_data_dir()
     tastes = load_tastes(data_dir, TasteParams(rank=args.rank))
     population = Population(tastes, n_users=args.users, seed=args.seed)
@@ -190,23 +223,38 @@ def fast_trials(args: argparse.Namespace, settings: ReleaseSettings, scenarios: 
     needed = sorted({strategy for s in scenarios for strategy in SCENARIOS[s]})
     recommenders = make_recommenders(needed, table, args.seed)
     options = TrialOptions(args.users, args.requests_per_minute, args.recommend_fraction, args.seed)
-    results: list[TrialResult] = []
+    deadline = time.monotonic() + args.budget_minutes * 60 if args.budget_minutes else None
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+
+    def finished(result: TrialResult) -> None:
+        with args.log.open("a") as log:
+            log.write(json.dumps(trial_record(result, config)) + "\n")
+        report(result, results)
+
     with tempfile.TemporaryDirectory(prefix="bench-canary-") as tmp:
         workdir = Path(tmp)
         template = workdir / "history.db"
         history = build_history(population, f"sqlite:///{template}", args.history_films / HISTORY_DAYS, args.seed)
         print(f"history: {history['events_total']:,} lines ({history['sessions']:,} sessions) in "
               f"{history['wall_seconds']:.0f} s")
-        tasks = [(scenario, trial) for scenario in scenarios for trial in range(args.trials)]
         _WORKER.update(recommenders=recommenders, population=population, template=template, workdir=workdir,
                        settings=settings, options=options)
-        if args.jobs > 1:  # forked workers share the population, tables and history read-only
-            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                for result in pool.map(_run, tasks):
-                    report(result, results)
-        else:
-            for task in tasks:
-                report(_run(task), results)
+        pending = list(tasks)
+        # forked workers share the population, tables and history read-only
+        with ProcessPoolExecutor(max(1, args.jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+            running: set[Future[TrialResult]] = set()
+            while pending or running:
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                while pending and len(running) < max(1, args.jobs) and not out_of_time:
+                    running.add(pool.submit(_run, pending.pop(0)))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(future.result())
+        if pending:
+            print(f"time budget of {args.budget_minutes:g} min reached: {len(pending)} trials not run "
+                  f"(run the same command again to continue)")
     for name, memo in recommenders.items():
         if isinstance(memo, MemoRecommender):
             print(f"{name}: {memo.misses:,} rankings computed, {memo.hits:,} repeated histories answered from memory")
@@ -230,6 +278,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench-canary.png")
     parser.add_argument("--no-record", action="store_true", help="print only, do not write reports/runs")
     parser.add_argument("--record-name", default="canary", help="reports/runs/<name>.json (partial runs)")
+    parser.add_argument("--log", type=Path, default=REPORTS_DIR / "runs" / "canary-trials.jsonl",
+                        help="every finished trial, one JSON line; logged trials are not run again")
+    parser.add_argument("--budget-minutes", type=float, default=0.0,
+                        help="start no trial after this many wall minutes (0: no limit); rerun to continue")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in scenarios if s not in SCENARIOS]
@@ -260,7 +312,7 @@ def main() -> int:
         if figures:
             plot(figures, results, args.out, settings.window_minutes)
             print(f"plot: {args.out}")
-        record_run(args.record_name, {"scenarios": figures, "end_to_end": e2e, "trials_per_scenario": args.trials,
+        record_run(args.record_name, {"scenarios": figures, "end_to_end": e2e, "trials_asked_per_scenario": args.trials,
                               "users": args.users,
                               "requests_per_minute": args.requests_per_minute,
                               "settings": {"canary_weight": settings.canary_weight,

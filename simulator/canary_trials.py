@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -246,6 +246,28 @@ class TrialResult:
     evaluation: dict[str, Any] = field(repr=False, default_factory=dict)
     # every look: (simulated minutes, estimate, lower, upper, users main, users nightly)
     trace: list[tuple[float, float | None, float | None, float | None, int, int]] = field(default_factory=list)
+
+
+def trial_record(result: TrialResult, config: dict[str, Any]) -> dict[str, Any]:
+    """One finished trial as a JSON-able line of the trial log, keyed by the run's `config` (everything
+    that makes trial k of a scenario the same trial: traffic, seeds, release settings). The per-look
+    evaluation is left out (it is the trace's source and large)."""
+    row = asdict(result)
+    row.pop("evaluation")
+    return {"config": config, **row}
+
+
+def result_from_record(record: dict[str, Any]) -> TrialResult:
+    """The inverse of `trial_record` (without the evaluation)."""
+    fields_ = {k: v for k, v in record.items() if k != "config"}
+    fields_["trace"] = [tuple(look) for look in fields_.get("trace", [])]
+    return TrialResult(**fields_)
+
+
+def trials_to_run(scenarios: Sequence[str], trials: int, done: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Trial-major order (trial 0 of every scenario, then trial 1, ...), so that a run cut short by its
+    time budget leaves every scenario with about as many trials; trials already in the log are skipped."""
+    return [(s, t) for t in range(trials) for s in scenarios if (s, t) not in done]
 
 
 def run_trial(scenario: str, trial: int, recommenders: dict[str, Any], population: Population,

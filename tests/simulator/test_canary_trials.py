@@ -9,6 +9,8 @@ list: the two agree within ARM_TOLERANCE per arm and LIFT_TOLERANCE on the lift.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,14 @@ import pytest
 from inference.ranking import strategy_named
 from inference.recommender import Recommender
 from load_balancer.release.settings import ReleaseSettings
-from simulator.canary_trials import TrialOptions, build_history, run_trial
+from simulator.canary_trials import (
+    TrialOptions,
+    build_history,
+    result_from_record,
+    run_trial,
+    trial_record,
+    trials_to_run,
+)
 from simulator.tastes_store import load_tastes
 from simulator.users import Population
 from vectordb_scripts.table import load_table
@@ -59,3 +68,14 @@ def test_logged_hit_rates_match_the_simulators_ground_truth(real_index_dir: Path
     logged_lift = result.logged["nightly"] - result.logged["main"]
     assert true_lift > 0.05 and logged_lift > 0.05, report
     assert abs(logged_lift - true_lift) <= LIFT_TOLERANCE, report
+
+    # The bench's trial log keeps the trial as JSON and reads it back whole (but for the evaluation).
+    record = json.loads(json.dumps(trial_record(result, {"seed": 3})))
+    assert record["config"] == {"seed": 3} and "evaluation" not in record
+    assert result_from_record(record) == replace(result, evaluation={})
+
+
+def test_a_cut_short_run_leaves_every_scenario_about_as_many_trials() -> None:
+    order = trials_to_run(["a", "b"], 3, done={("a", 0)})
+    assert order == [("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert trials_to_run(["a"], 2, done={("a", 0), ("a", 1)}) == []
