@@ -63,7 +63,7 @@ from simulator.canary_trials import (
 from simulator.tastes import TasteParams
 from simulator.tastes_store import load_tastes
 from simulator.users import Population
-from vectordb_scripts.table import load_table
+from vectordb_scripts.table import NeighbourTable, load_table
 
 
 def summarise(results: list[TrialResult]) -> dict[str, Any]:
@@ -188,9 +188,11 @@ def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window
     plt.close(fig)
 
 
-def run_config(args: argparse.Namespace, settings: ReleaseSettings) -> dict[str, Any]:
-    """What makes trial k of a scenario the same trial in two runs: the trial log's key."""
-    return {"users": args.users, "requests_per_minute": args.requests_per_minute,
+def run_config(args: argparse.Namespace, settings: ReleaseSettings, table: NeighbourTable) -> dict[str, Any]:
+    """What makes trial k of a scenario the same trial in two runs: the trial log's key (the neighbour
+    table's catalogue and embedding model included: another index ranks differently)."""
+    return {"catalog_hash": table.catalog_hash, "table_model": table.model,
+            "users": args.users, "requests_per_minute": args.requests_per_minute,
             "recommend_fraction": args.recommend_fraction, "history_films": args.history_films,
             "seed": args.seed, "rank": args.rank, "canary_weight": settings.canary_weight,
             "look_minutes": settings.look_minutes, "window_minutes": settings.window_minutes,
@@ -210,16 +212,16 @@ def fast_trials(args: argparse.Namespace, settings: ReleaseSettings, scenarios: 
     """The in-process trials of every scenario (see the module docstring). Each finished trial is appended
     to the trial log at once; trials already logged for the same configuration are not run again, so a
     run cut short by `--budget-minutes` (or interrupted) is continued by running the same command again."""
-    config = run_config(args, settings)
+    data_dir = args.data_dir or test_data_dir()
+    table = load_table(data_dir / "index" / "neighbours.npz")
+    config = run_config(args, settings, table)
     results = [r for r in read_log(args.log, config, scenarios) if r.trial < args.trials]
     tasks = trials_to_run(scenarios, args.trials, {(r.scenario, r.trial) for r in results})
     print(f"trial log {args.log}: {len(results)} trials of this configuration already run, {len(tasks)} to run")
     if not tasks:
         return results
-    data_dir = args.data_dir or test_data_dir()
     tastes = load_tastes(data_dir, TasteParams(rank=args.rank))
     population = Population(tastes, n_users=args.users, seed=args.seed)
-    table = load_table(data_dir / "index" / "neighbours.npz")
     needed = sorted({strategy for s in scenarios for strategy in SCENARIOS[s]})
     recommenders = make_recommenders(needed, table, args.seed)
     options = TrialOptions(args.users, args.requests_per_minute, args.recommend_fraction, args.seed)
