@@ -32,6 +32,7 @@ from movierec.base.scratch import postgres_schema_url
 
 _spec = importlib.util.spec_from_file_location("bench_recommend", Path(__file__).with_name("recommend.py"))
 recommend = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = recommend  # its dataclasses look their module up while it loads
 _spec.loader.exec_module(recommend)  # type: ignore[union-attr]
 
 

@@ -129,11 +129,10 @@ def _history_statement() -> Any:
 HISTORY_STATEMENT = _history_statement()
 
 
-def history_for(session: Session | Connection, user_id: int) -> list[HistoryItem]:
-    """A user's watched and rated films in one query, most recent event first."""
-    query = HISTORY_STATEMENT
+def history_items(rows: Iterable[tuple[Any, Any, Any, Any]]) -> list[HistoryItem]:
+    """HistoryItems from the history statement's rows (movie_id, max_minute, rating, last_event)."""
     items = []
-    for movie_id, max_minute, rating, last_event in session.execute(query, {"user_id": user_id}):
+    for movie_id, max_minute, rating, last_event in rows:
         if isinstance(last_event, str):  # SQLite returns raw text from a UNION of datetimes
             last_event = datetime.fromisoformat(last_event)
         items.append(
@@ -145,6 +144,39 @@ def history_for(session: Session | Connection, user_id: int) -> list[HistoryItem
             )
         )
     return items
+
+
+def history_for(session: Session | Connection, user_id: int) -> list[HistoryItem]:
+    """A user's watched and rated films in one query, most recent event first."""
+    return history_items(session.execute(HISTORY_STATEMENT, {"user_id": user_id}))
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """HISTORY_STATEMENT compiled once for one dialect, run on the driver's own cursor.
+
+    The request path of inference reads a history per request: SQLAlchemy's Connection and Result
+    around the same SQL cost 0.15-0.6 ms of CPU per call (10-200 films, bench/recommend.py),
+    the DBAPI cursor a third of that. Same statement, same rows as `history_for`.
+    """
+
+    sql: str
+    positional_names: tuple[str, ...] | None  # qmark/numeric drivers (SQLite): the order of the parameters
+
+    @classmethod
+    def for_dialect(cls, dialect: Any) -> HistoryQuery:
+        compiled = HISTORY_STATEMENT.compile(dialect=dialect)
+        return cls(str(compiled), tuple(compiled.positiontup or ()) if compiled.positional else None)
+
+    def parameters(self, user_id: int) -> dict[str, int] | tuple[int, ...]:
+        if self.positional_names is None:
+            return {"user_id": user_id}
+        return tuple(user_id for _ in self.positional_names)
+
+    def run(self, cursor: Any, user_id: int) -> list[HistoryItem]:
+        """The history on a DBAPI cursor (driver errors propagate unwrapped)."""
+        cursor.execute(self.sql, self.parameters(user_id))
+        return history_items(cursor.fetchall())
 
 
 # --- Bulk paths for the stream writer (data_parsing) -------------------------------------------
