@@ -96,6 +96,9 @@ class RecommendationService:
         self.recommender = recommender
         self.history = history
         self.index_status = index_status
+        # labelled children looked up once: labels() costs a lock and a key per call
+        self._duration = RECOMMEND_DURATION.labels(self.version)
+        self._served: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: InferenceSettings) -> RecommendationService:
@@ -129,8 +132,11 @@ class RecommendationService:
             log.exception("recommendation failed for user %s", user_id)
             result = self._safe_popular(history)
         elapsed = time.perf_counter() - started
-        RECOMMEND_DURATION.labels(self.version).observe(elapsed)
-        RECOMMENDATIONS.labels(self.version, result.kind).inc()
+        self._duration.observe(elapsed)
+        served = self._served.get(result.kind)
+        if served is None:
+            served = self._served[result.kind] = RECOMMENDATIONS.labels(self.version, result.kind)
+        served.inc()
         if result.fallback_reason:
             FALLBACKS.labels(self.version, result.fallback_reason).inc()
         return Answer(user_id, result, elapsed * 1000.0)

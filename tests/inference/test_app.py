@@ -88,6 +88,10 @@ def test_json_format_by_accept_header_and_query(make_client: Callable[..., Any],
         assert personal == sorted(personal, reverse=True)
     text_ids = ids_of(client.get("/recommend/41", headers={"Accept": "text/plain"}))
     assert text_ids == [r["movie_id"] for r in body["recommendations"]]
+    for accept, json_wanted in (("*/*", False), ("text/*", False), ("", False),
+                                ("text/plain;q=0.1, application/json", True), ("application/*", True)):
+        answer = client.get("/recommend/41", headers={"Accept": accept} if accept else {})
+        assert answer.mimetype == ("application/json" if json_wanted else "text/plain"), accept
 
 
 def test_unknown_user_gets_popular_good_films(make_client: Callable[..., Any], pg_engine: Engine,
