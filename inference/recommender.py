@@ -67,8 +67,11 @@ class ChromaNeighbours:
         """Neighbours of the films Chroma holds; raises VectorIndexDown when Chroma cannot answer."""
         from vectordb_scripts import chroma
 
-        with self._lock:
-            cached = {m: self._cache[m] for m in movie_ids if m in self._cache}
+        if self._cache_size:
+            with self._lock:
+                cached = {m: self._cache[m] for m in movie_ids if m in self._cache}
+        else:
+            cached = {}
         missing = [m for m in movie_ids if m not in cached]
         if missing:
             if not self.breaker.allow():
@@ -88,11 +91,12 @@ class ChromaNeighbours:
                          if i != movie_id and i in self._row_of][: self._k]
                 fresh[movie_id] = (np.array([p[0] for p in pairs], dtype=np.int64),
                                    np.array([p[1] for p in pairs], dtype=np.float32))
-            with self._lock:
-                for movie_id, value in fresh.items():
-                    self._cache[movie_id] = value
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            if self._cache_size:
+                with self._lock:
+                    for movie_id, value in fresh.items():
+                        self._cache[movie_id] = value
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
             cached.update(fresh)
         return {m: v for m, v in cached.items() if v is not None}
 
@@ -146,14 +150,19 @@ def build_profile(table: NeighbourTable, history: Sequence[HistoryItem],
 
 
 class Recommender:
-    """A worker's engine: the loaded table, the chosen strategy, and the ChromaDB fallback."""
+    """A worker's engine: the loaded table, the chosen strategy, and the ChromaDB fallback.
+
+    With `live_chroma` every request takes the content neighbours of all its history films from
+    ChromaDB (give it a ChromaNeighbours without a cache): the original design, kept to measure.
+    """
 
     def __init__(self, table: NeighbourTable, strategy: Strategy, chroma: ChromaNeighbours | None = None,
-                 n: int = 20) -> None:
+                 n: int = 20, live_chroma: bool = False) -> None:
         self.table = table
         self.strategy = strategy
         self.chroma = chroma
         self.n = n
+        self.live_chroma = live_chroma and chroma is not None
         self.catalogue = Catalogue(popularity=table.popularity.astype(np.float64), popular_order=table.popular_order)
 
     def _ids(self, ranked: Ranked) -> tuple[list[str], list[float]]:
@@ -170,8 +179,10 @@ class Recommender:
         if not history:
             return self.popular()
         table = self.table
-        # Films whose content neighbours the table lacks (catalogue newer than the table, or no table).
-        missing = [h.movie_id for h in history if not table.has_content or h.movie_id not in table.row_of]
+        if self.live_chroma:
+            missing = [h.movie_id for h in history]
+        else:  # films whose content neighbours the table lacks (catalogue newer than the table, or no table)
+            missing = [h.movie_id for h in history if not table.has_content or h.movie_id not in table.row_of]
         extra: dict[str, Neighbours] = {}
         if missing:
             if self.chroma is None:

@@ -109,9 +109,11 @@ class RecommendationService:
             log.warning("neighbour table unavailable (%s); serving from the catalogue + ChromaDB", exc)
             table = catalogue_only_table(settings.common.data_dir)
             index_status = f"missing: {exc}"
+        live = settings.neighbours == "chroma"
         chroma = ChromaNeighbours(settings.common.chroma_url, settings.common.chroma_path,
-                                  settings.common.chroma_collection, table.row_of)
-        recommender = Recommender(table, _strategy(settings, table), chroma)
+                                  settings.common.chroma_collection, table.row_of,
+                                  cache_size=0 if live else 10000)
+        recommender = Recommender(table, _strategy(settings, table), chroma, live_chroma=live)
         engine = history_engine(settings.common.database_url, settings.db_connect_timeout_seconds,
                                 settings.db_statement_timeout_ms, settings.db_pool_size)
         return cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
@@ -160,6 +162,7 @@ class RecommendationService:
             "status": "degraded" if degraded else "ok",
             "version": self.version,
             "strategy": self.settings.strategy,
+            "neighbours": self.settings.neighbours,
             "db": db,
             "index": {"status": self.index_status, "films": len(table), "catalog_hash": table.catalog_hash,
                       "built_at": table.built_at, "content_neighbours": table.has_content,

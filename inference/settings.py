@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import field_validator, model_validator
 
@@ -32,6 +32,10 @@ class InferenceSettings(EnvSettings):
     threads: int = setting("INFERENCE_THREADS", 4, ge=1)
     worker_class: str = setting("INFERENCE_WORKER_CLASS", "")  # gunicorn's; "" = gthread with threads, else sync
     index_path: Path = setting("INFERENCE_INDEX_PATH", Path(""))  # "" -> <data_dir>/index/neighbours.npz
+    # Where a request's content neighbours come from: `table` (the precomputed neighbour table) or `chroma`
+    # (the original design: every request asks ChromaDB for the 20 nearest films of each watched film,
+    # embedded or the CHROMA_URL server; kept to measure the table's gain, bench/recommend.py --neighbours)
+    neighbours: Literal["table", "chroma"] = setting("INFERENCE_NEIGHBOURS", "table")
     db_connect_timeout_seconds: int = setting("INFERENCE_DB_CONNECT_TIMEOUT_SECONDS", 1, ge=1)
     db_statement_timeout_ms: int = setting("INFERENCE_DB_STATEMENT_TIMEOUT_MS", 500, ge=0)
     db_retry_seconds: float = setting("INFERENCE_DB_RETRY_SECONDS", 2.0, ge=0)
