@@ -281,10 +281,12 @@ async def warm_up(port: int, users: list[int]) -> None:
 
 
 @contextmanager
-def neighbour_source(mode: str, data_dir: Path, tmp: Path) -> Iterator[tuple[Path, dict[str, str]]]:
-    """The data dir and environment serving `mode`; ChromaDB modes work on a copy of its directory."""
+def neighbour_source(mode: str, data_dir: Path, tmp: Path
+                     ) -> Iterator[tuple[Path, dict[str, str], subprocess.Popen[bytes] | None]]:
+    """The data dir, environment and ChromaDB server process (or None) serving `mode`; ChromaDB modes
+    work on a copy of the data dir's ChromaDB directory."""
     if mode == "table":
-        yield data_dir, {"INFERENCE_NEIGHBOURS": "table", "CHROMA_URL": ""}
+        yield data_dir, {"INFERENCE_NEIGHBOURS": "table", "CHROMA_URL": ""}, None
         return
     if not (data_dir / "chroma").is_dir():
         raise SystemExit(f"--neighbours {mode} needs a ChromaDB index in {data_dir / 'chroma'}")
@@ -296,7 +298,7 @@ def neighbour_source(mode: str, data_dir: Path, tmp: Path) -> Iterator[tuple[Pat
     if not (copy / "chroma").exists():
         shutil.copytree(data_dir / "chroma", copy / "chroma")
     if mode == "chroma-embedded":
-        yield copy, {"INFERENCE_NEIGHBOURS": "chroma", "CHROMA_URL": ""}
+        yield copy, {"INFERENCE_NEIGHBOURS": "chroma", "CHROMA_URL": ""}, None
         return
     port = free_port()
     log = open(tmp / "chroma.log", "wb")  # noqa: SIM115
@@ -305,18 +307,21 @@ def neighbour_source(mode: str, data_dir: Path, tmp: Path) -> Iterator[tuple[Pat
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port("127.0.0.1", port, timeout_seconds=60)
-        yield copy, {"INFERENCE_NEIGHBOURS": "chroma", "CHROMA_URL": f"http://127.0.0.1:{port}"}
+        yield copy, {"INFERENCE_NEIGHBOURS": "chroma", "CHROMA_URL": f"http://127.0.0.1:{port}"}, server
     finally:
         stop(server)
         log.close()
 
 
 def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[int], rate: float,
-            seconds: float) -> dict[str, Any]:
-    """One open-loop run: latency percentiles and the CPU per request of server, database and load generator."""
+            seconds: float, chroma_server: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
+    """One open-loop run: latency percentiles and the CPU per request of server, database, ChromaDB server
+    (when there is one) and load generator."""
     backends = database_backends(process, url)
     server = _tree(process.pid)
+    chroma = _tree(chroma_server.pid) if chroma_server is not None else []
     server_before, db_before, own_before = cpu_seconds(server), cpu_seconds(backends), time.process_time()
+    chroma_before = cpu_seconds(chroma)
     lat, errors, elapsed = asyncio.run(run_rate(port, users, rate, seconds))
     served = max(len(lat), 1)
     ms = np.array(lat) * 1000.0
@@ -328,20 +333,25 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[i
         "errors": errors,
         "server_cpu_ms_per_req": round((cpu_seconds(server) - server_before) * 1000.0 / served, 3),
         "db_cpu_ms_per_req": round((cpu_seconds(backends) - db_before) * 1000.0 / served, 3) if backends else None,
+        "chroma_server_cpu_ms_per_req": round((cpu_seconds(chroma) - chroma_before) * 1000.0 / served, 3)
+        if chroma else None,
         "loadgen_cpu_ms_per_req": round((time.process_time() - own_before) * 1000.0 / served, 3),
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
 HEADER = (f"{'config':>12} {'neighbours':>15} {'watched':>7} {'rate':>5} {'achieved':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6} {'CPU ms/req: server':>18} {'db':>5} {'loadgen':>7} {'load':>5}  goals")
+          f"{'errors':>6} {'CPU ms/req: server':>18} {'db':>5} {'chroma':>6} {'loadgen':>7} {'load':>5}  goals")
 
 
 def format_row(row: dict[str, Any]) -> str:
-    db = "-" if row["db_cpu_ms_per_req"] is None else f"{row['db_cpu_ms_per_req']:.2f}"
+    def opt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     return (f"{row['config']:>12} {row['neighbours']:>15} {row['watched']:>7} {row['rate']:>5.0f} "
             f"{row['achieved_rps']:>8.1f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['errors']:>6} "
-            f"{row['server_cpu_ms_per_req']:>18.3f} {db:>5} {row['loadgen_cpu_ms_per_req']:>7.3f} "
+            f"{row['server_cpu_ms_per_req']:>18.3f} {opt(row['db_cpu_ms_per_req']):>5} "
+            f"{opt(row['chroma_server_cpu_ms_per_req']):>6} {row['loadgen_cpu_ms_per_req']:>7.3f} "
             f"{row['loadavg_1m']:>5.1f}  {row['goals']}")
 
 
@@ -392,7 +402,7 @@ def main() -> int:
         print(HEADER)
         rows: list[dict[str, Any]] = []
         for mode in modes:
-            with neighbour_source(mode, data_dir, Path(tmp)) as (served_dir, extra_env):
+            with neighbour_source(mode, data_dir, Path(tmp)) as (served_dir, extra_env, chroma_server):
                 env = {**os.environ, "MOVIEREC_DATA_DIR": str(served_dir), "DATABASE_URL": url,
                        "LOG_LEVEL": "WARNING", **extra_env}
                 env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -403,7 +413,7 @@ def main() -> int:
                         asyncio.run(warm_up(port, [u for size in sizes for u in users[size]]))
                         for size in sizes:
                             for rate in rates:
-                                row = measure(port, process, url, users[size], rate, args.seconds)
+                                row = measure(port, process, url, users[size], rate, args.seconds, chroma_server)
                                 row = {"config": config.label, "neighbours": mode, "watched": size, "rate": rate,
                                        **row, "goals": verdict(size, rate, row)}
                                 rows.append(row)
@@ -425,15 +435,19 @@ def main() -> int:
 
 
 def chroma_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Server CPU per request of each ChromaDB mode over the table's, per (config, size, rate) run both had."""
+    """CPU per request (service + ChromaDB server) of each ChromaDB mode over the table's, per
+    (config, size, rate) run both had."""
+    def cost(row: dict[str, Any]) -> float:
+        return float(row["server_cpu_ms_per_req"]) + float(row.get("chroma_server_cpu_ms_per_req") or 0.0)
+
     table = {(r["config"], r["watched"], r["rate"]): r for r in rows if r["neighbours"] == "table"}
     ratios: dict[str, float] = {}
     for row in rows:
         base = table.get((row["config"], row["watched"], row["rate"]))
-        if row["neighbours"] == "table" or base is None or not base["server_cpu_ms_per_req"]:
+        if row["neighbours"] == "table" or base is None or not cost(base):
             continue
         key = f"cpu_ratio_{row['neighbours']}_over_table_{row['watched']}films_{row['rate']:.0f}rps"
-        ratios[key] = round(row["server_cpu_ms_per_req"] / base["server_cpu_ms_per_req"], 1)
+        ratios[key] = round(cost(row) / cost(base), 1)
     return ratios
 
 

@@ -72,9 +72,9 @@ class HistoryStore:
         log.warning("history query failed: %s", first_line)
         return DatabaseUnavailable(first_line)
 
-    def _on_cursor(self, action: Callable[[Any], Any]) -> Any:
-        """`action(cursor)` on a pooled DBAPI connection, through the breaker; a connection the
-        server dropped (restart) is discarded and the action retried once on a fresh one."""
+    def _on_cursor(self, action: Callable[[Any, dict[str, Any]], Any]) -> Any:
+        """`action(cursor, connection_info)` on a pooled DBAPI connection, through the breaker; a connection
+        the server dropped (restart) is discarded and the action retried once on a fresh one."""
         if not self.breaker.allow():
             raise DatabaseUnavailable("database marked down; retrying after the breaker delay")
         for attempt in (1, 2):
@@ -85,7 +85,7 @@ class HistoryStore:
             try:
                 cursor = connection.cursor()
                 try:
-                    result = action(cursor)
+                    result = action(cursor, connection.info)
                 finally:
                     cursor.close()
             except self._driver_error as exc:
@@ -119,7 +119,7 @@ class HistoryStore:
 
     def history(self, user_id: int) -> list[HistoryItem]:
         """The user's watched and rated films, most recent first (one query)."""
-        return self._on_cursor(lambda cursor: self._query.run(cursor, user_id))
+        return self._on_cursor(lambda cursor, info: self._query.run(cursor, user_id, info))
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless `SELECT 1` answers."""

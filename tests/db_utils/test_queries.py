@@ -126,6 +126,8 @@ def test_history_on_a_driver_cursor_matches_history_for(db_engine: Engine) -> No
         cursor = connection.cursor()
         got = query.run(cursor, 5)
         assert query.run(cursor, 999) == []
+        info: dict[str, object] = {}
+        assert query.run(cursor, 5, info) == query.run(cursor, 5, info) == got  # prepared once on PostgreSQL
         cursor.close()
     finally:
         connection.close()

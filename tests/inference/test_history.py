@@ -70,10 +70,21 @@ def test_history_on_sqlite(tmp_path) -> None:
 def test_a_failing_statement_opens_the_breaker(postgres_url: str) -> None:
     store = HistoryStore(history_engine(postgres_url, 1, 500, 1), retry_seconds=5)
     with pytest.raises(DatabaseUnavailable):
-        store._on_cursor(lambda cursor: cursor.execute("SELECT * FROM no_such_table"))
+        store._on_cursor(lambda cursor, _info: cursor.execute("SELECT * FROM no_such_table"))
     assert store.breaker.is_open
     store.breaker = CircuitBreaker(0)
     assert store.history(1) == []  # the pool handed out a working connection again
+    store.dispose()
+
+
+def test_history_is_prepared_once_per_connection(postgres_url: str, pg_engine: Engine) -> None:
+    add_history(pg_engine, 13, ["a+1990", "b+1991"])
+    store = HistoryStore(history_engine(postgres_url, 1, 500, 1), retry_seconds=1)
+    assert [i.movie_id for i in store.history(13)] == ["b+1991", "a+1990"]
+    assert [i.movie_id for i in store.history(13)] == ["b+1991", "a+1990"]
+    prepared = store._on_cursor(lambda cursor, _info: cursor.execute(
+        "SELECT count(*) FROM pg_prepared_statements WHERE name = 'movierec_history'") or cursor.fetchone()[0])
+    assert prepared == 1
     store.dispose()
 
 
