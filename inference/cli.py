@@ -24,7 +24,7 @@ def _inference_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="artifact served by --strategy model (default $MODEL_ARTIFACT or the newest)")
     parser.add_argument("--model-version", help="version label (default <strategy>-v1 or $MODEL_VERSION)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default $INFERENCE_WORKERS or 2)")
-    parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 4)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 2)")
     parser.add_argument("--worker-class", choices=WORKER_CLASSES, help="gunicorn worker class "
                         "(default $INFERENCE_WORKER_CLASS; empty: gthread with threads, else sync)")
     parser.add_argument("--access-log", action="store_true", help="log every request")

@@ -29,7 +29,7 @@ class InferenceSettings(EnvSettings):
     host: str = setting("INFERENCE_HOST", "127.0.0.1")
     port: int = setting("INFERENCE_PORT", 8001, ge=0, le=65535)
     workers: int = setting("INFERENCE_WORKERS", 2, ge=1)
-    threads: int = setting("INFERENCE_THREADS", 4, ge=1)
+    threads: int = setting("INFERENCE_THREADS", 2, ge=1)  # measured: reports/runs/recommend-workers.json
     worker_class: str = setting("INFERENCE_WORKER_CLASS", "")  # gunicorn's; "" = gthread with threads, else sync
     index_path: Path = setting("INFERENCE_INDEX_PATH", Path(""))  # "" -> <data_dir>/index/neighbours.npz
     # Where a request's content neighbours come from: `table` (the precomputed neighbour table) or `chroma`
