@@ -134,12 +134,10 @@ HISTORY_STATEMENT = _history_statement()
 
 def history_items(rows: Iterable[tuple[Any, Any, Any, Any]]) -> list[HistoryItem]:
     """HistoryItems from the history statement's rows (movie_id, max_minute, rating, last_event)."""
-    items = []
-    for row in rows:
-        item = HistoryItem._make(row)  # both drivers return ints for the minute and the rating
-        if isinstance(item.last_event, str):  # SQLite returns raw text from a UNION of datetimes
-            item = item._replace(last_event=datetime.fromisoformat(item.last_event))
-        items.append(item)
+    items = list(map(HistoryItem._make, rows))  # both drivers return ints for the minute and the rating
+    if any(isinstance(item.last_event, str) for item in items):  # SQLite: raw text from a UNION of datetimes
+        items = [item._replace(last_event=datetime.fromisoformat(item.last_event))
+                 if isinstance(item.last_event, str) else item for item in items]
     return items
 
 
