@@ -313,6 +313,17 @@ def neighbour_source(mode: str, data_dir: Path, tmp: Path
         log.close()
 
 
+def fallbacks_served(port: int) -> float:
+    """Degraded answers so far (all workers, from /metrics): fallback lists plus ChromaDB lookups that failed
+    (movierec_recommend_fallbacks_total + movierec_chroma_failures_total)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(("movierec_recommend_fallbacks_total{", "movierec_chroma_failures_total{")))
+
+
 def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[int], rate: float,
             seconds: float, chroma_server: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
     """One open-loop run: latency percentiles and the CPU per request of server, database, ChromaDB server
@@ -322,6 +333,7 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[i
     chroma = _tree(chroma_server.pid) if chroma_server is not None else []
     server_before, db_before, own_before = cpu_seconds(server), cpu_seconds(backends), time.process_time()
     chroma_before = cpu_seconds(chroma)
+    fallbacks_before = fallbacks_served(port)
     lat, errors, elapsed = asyncio.run(run_rate(port, users, rate, seconds))
     served = max(len(lat), 1)
     ms = np.array(lat) * 1000.0
@@ -331,6 +343,7 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[i
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(ms.max()), 2),
         "errors": errors,
+        "fallbacks": int(fallbacks_served(port) - fallbacks_before),  # degraded answers (ChromaDB or DB trouble)
         "server_cpu_ms_per_req": round((cpu_seconds(server) - server_before) * 1000.0 / served, 3),
         "db_cpu_ms_per_req": round((cpu_seconds(backends) - db_before) * 1000.0 / served, 3) if backends else None,
         "chroma_server_cpu_ms_per_req": round((cpu_seconds(chroma) - chroma_before) * 1000.0 / served, 3)
@@ -340,8 +353,9 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[i
     }
 
 
-HEADER = (f"{'config':>12} {'neighbours':>15} {'watched':>7} {'rate':>5} {'achieved':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6} {'CPU ms/req: server':>18} {'db':>5} {'chroma':>6} {'loadgen':>7} {'load':>5}  goals")
+HEADER = (f"{'config':>12} {'neighbours':>15} {'watched':>7} {'rate':>5} {'achieved':>8} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6} {'fallbk':>6} {'CPU ms/req: server':>18} {'db':>5} "
+          f"{'chroma':>6} {'loadgen':>7} {'load':>5}  goals")
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -350,6 +364,7 @@ def format_row(row: dict[str, Any]) -> str:
 
     return (f"{row['config']:>12} {row['neighbours']:>15} {row['watched']:>7} {row['rate']:>5.0f} "
             f"{row['achieved_rps']:>8.1f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['errors']:>6} "
+            f"{row['fallbacks']:>6} "
             f"{row['server_cpu_ms_per_req']:>18.3f} {opt(row['db_cpu_ms_per_req']):>5} "
             f"{opt(row['chroma_server_cpu_ms_per_req']):>6} {row['loadgen_cpu_ms_per_req']:>7.3f} "
             f"{row['loadavg_1m']:>5.1f}  {row['goals']}")
@@ -360,6 +375,8 @@ def verdict(size: int, rate: float, row: dict[str, Any]) -> str:
     parts = [f"cpu {'ok' if row['server_cpu_ms_per_req'] <= CPU_GOAL_MS.get(size, 1.0) else 'miss'}"]
     if rate == RATE_GOAL.get(size):
         parts.append(f"p99 {'ok' if row['p99_ms'] <= P99_GOAL_MS and row['errors'] == 0 else 'miss'}")
+    if row.get("fallbacks"):
+        parts.append("degraded answers")
     return ", ".join(parts)
 
 

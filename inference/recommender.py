@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,16 @@ class ChromaNeighbours:
         self._collection: Any = None
         self._cache: OrderedDict[str, Neighbours | None] = OrderedDict()
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()  # one client per worker: threads must not open it side by side
 
     def _open(self) -> Any:
         from vectordb_scripts import chroma
 
-        if self._collection is None:
-            client = chroma.open_client(self._url, self._path, create=False)
-            self._collection = chroma.open_collection(client, self._name, create=False)
-        return self._collection
+        with self._open_lock:
+            if self._collection is None:
+                client = chroma.open_client(self._url, self._path, create=False)
+                self._collection = chroma.open_collection(client, self._name, create=False)
+            return self._collection
 
     def lookup(self, movie_ids: Sequence[str]) -> dict[str, Neighbours]:
         """Neighbours of the films Chroma holds; raises VectorIndexDown when Chroma cannot answer."""
@@ -157,12 +159,14 @@ class Recommender:
     """
 
     def __init__(self, table: NeighbourTable, strategy: Strategy, chroma: ChromaNeighbours | None = None,
-                 n: int = 20, live_chroma: bool = False) -> None:
+                 n: int = 20, live_chroma: bool = False,
+                 on_chroma_failure: Callable[[], None] | None = None) -> None:
         self.table = table
         self.strategy = strategy
         self.chroma = chroma
         self.n = n
         self.live_chroma = live_chroma and chroma is not None
+        self.on_chroma_failure = on_chroma_failure  # counts lookups the table (or the fallback list) answered
         self.catalogue = Catalogue(popularity=table.popularity.astype(np.float64), popular_order=table.popular_order)
 
     def _ids(self, ranked: Ranked) -> tuple[list[str], list[float]]:
@@ -191,10 +195,12 @@ class Recommender:
             else:
                 try:
                     extra = self.chroma.lookup(missing)
-                except VectorIndexDown:
+                except VectorIndexDown as exc:
+                    if self.on_chroma_failure is not None:
+                        self.on_chroma_failure()
                     if not table.has_content:
                         raise
-                    log.warning("ChromaDB unavailable for %d films missing from the table", len(missing))
+                    log.warning("ChromaDB unavailable for %d films (the table answers): %s", len(missing), exc)
         profile = build_profile(table, history, extra)
         ranked = self.strategy(profile, self.catalogue, self.n)
         ids, scores = self._ids(ranked)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 RECOMMENDATIONS = Counter("movierec_recommendations_total", "Recommendation lists served", ["version", "kind"])
 FALLBACKS = Counter("movierec_recommend_fallbacks_total", "Answers degraded to the fallback list",
                     ["version", "reason"])
+CHROMA_FAILURES = Counter("movierec_chroma_failures_total",
+                          "ChromaDB lookups that failed (the neighbour table or the fallback list answered)",
+                          ["version"])
 RECOMMEND_DURATION = Histogram("movierec_recommend_duration_seconds", "Time to compute one recommendation list",
                                ["version"], buckets=LATENCY_BUCKETS_SECONDS)
 
@@ -116,7 +119,9 @@ class RecommendationService:
         recommender = Recommender(table, _strategy(settings, table), chroma, live_chroma=live)
         engine = history_engine(settings.common.database_url, settings.db_connect_timeout_seconds,
                                 settings.db_statement_timeout_ms, settings.db_pool_size)
-        return cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
+        service = cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
+        recommender.on_chroma_failure = CHROMA_FAILURES.labels(service.version).inc
+        return service
 
     def recommend(self, user_id: int) -> Answer:
         """Always an answer: DB or index trouble degrades to the fallback list (and is counted)."""
