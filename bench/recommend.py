@@ -160,16 +160,21 @@ async def run_rate(port: int, users: list[int], rate: float, seconds: float,
     async def one(i: int, due: float) -> None:
         nonlocal errors
         conn = await pool.get()
-        try:
-            status, closes = await _request(*conn, f"/recommend/{users[i % len(users)]}")
-            if status != 200:
-                errors += 1
-            if closes:
+        path = f"/recommend/{users[i % len(users)]}"
+        for attempt in (1, 2):  # a keep-alive connection the server closed while idle: reconnect, resend once
+            try:
+                status, closes = await _request(*conn, path)
+                if status != 200:
+                    errors += 1
+                if closes:
+                    conn[1].close()
+                    conn = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 conn[1].close()
                 conn = await asyncio.open_connection("127.0.0.1", port)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            conn = await asyncio.open_connection("127.0.0.1", port)
+                if attempt == 2:
+                    errors += 1
         latencies.append(loop.time() - due)
         pool.put_nowait(conn)
 
