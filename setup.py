@@ -43,6 +43,7 @@ DEV_REQUIRES = [
     "schemathesis>=4.3,<5",  # property-based tests of the HTTP contracts (tests/api)
     "atheris>=2.3,<4",  # coverage-guided fuzzing of the stream parser (bench/fuzz_parser.py)
     "import-linter>=2.17,<3",  # the layer contracts in .importlinter (tests/test_architecture.py)
+    "py-spy>=0.4,<0.5",  # sampling profiles of the services under load (bench/profile_serving.py)
 ]
 
 setup(

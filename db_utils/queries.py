@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Connection, Integer, bindparam, cast, func, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,9 +32,12 @@ from db_utils.rows import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    """One film in a user's history: how far they watched and how they rated it (if at all)."""
+class HistoryItem(NamedTuple):
+    """One film in a user's history: how far they watched and how they rated it (if at all).
+
+    A named tuple, not a frozen dataclass: inference builds one per history film per request, and a
+    tuple is made in half the time (0.25 ms less per request at 200 films).
+    """
 
     movie_id: str
     max_minute: int | None
@@ -129,22 +132,66 @@ def _history_statement() -> Any:
 HISTORY_STATEMENT = _history_statement()
 
 
+def history_items(rows: Iterable[tuple[Any, Any, Any, Any]]) -> list[HistoryItem]:
+    """HistoryItems from the history statement's rows (movie_id, max_minute, rating, last_event)."""
+    items = list(map(HistoryItem._make, rows))  # both drivers return ints for the minute and the rating
+    if any(isinstance(item.last_event, str) for item in items):  # SQLite: raw text from a UNION of datetimes
+        items = [item._replace(last_event=datetime.fromisoformat(item.last_event))
+                 if isinstance(item.last_event, str) else item for item in items]
+    return items
+
+
 def history_for(session: Session | Connection, user_id: int) -> list[HistoryItem]:
     """A user's watched and rated films in one query, most recent event first."""
-    query = HISTORY_STATEMENT
-    items = []
-    for movie_id, max_minute, rating, last_event in session.execute(query, {"user_id": user_id}):
-        if isinstance(last_event, str):  # SQLite returns raw text from a UNION of datetimes
-            last_event = datetime.fromisoformat(last_event)
-        items.append(
-            HistoryItem(
-                movie_id,
-                None if max_minute is None else int(max_minute),
-                None if rating is None else int(rating),
-                last_event,
-            )
-        )
-    return items
+    return history_items(session.execute(HISTORY_STATEMENT, {"user_id": user_id}))
+
+
+PREPARED_HISTORY = "movierec_history"
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """HISTORY_STATEMENT compiled once for one dialect, run on the driver's own cursor.
+
+    The request path of inference reads a history per request: SQLAlchemy's Connection and Result
+    around the same SQL cost 0.15-0.6 ms of CPU per call (10-200 films, bench/recommend.py),
+    the DBAPI cursor a third of that. Same statement, same rows as `history_for`.
+    On PostgreSQL the statement is a server-side prepared statement (PREPARE once per connection,
+    then EXECUTE): the server parses and plans it once, not per request (its CPU per query
+    0.09/0.17/0.41 -> 0.05/0.10/0.32 ms for 10/50/200 films).
+    """
+
+    sql: str
+    positional_names: tuple[str, ...] | None  # qmark/numeric drivers (SQLite): the order of the parameters
+    prepare_sql: str | None = None  # PREPARE ... (PostgreSQL); then `execute_sql` runs it
+    execute_sql: str | None = None
+
+    @classmethod
+    def for_dialect(cls, dialect: Any) -> HistoryQuery:
+        compiled = HISTORY_STATEMENT.compile(dialect=dialect)
+        sql = str(compiled)
+        if dialect.name == "postgresql" and dialect.paramstyle == "pyformat":
+            return cls(sql, None, f"PREPARE {PREPARED_HISTORY}(bigint) AS {sql.replace('%(user_id)s', '$1')}",
+                       f"EXECUTE {PREPARED_HISTORY}(%(user_id)s)")
+        return cls(sql, tuple(compiled.positiontup or ()) if compiled.positional else None)
+
+    def parameters(self, user_id: int) -> dict[str, int] | tuple[int, ...]:
+        if self.positional_names is None:
+            return {"user_id": user_id}
+        return tuple(user_id for _ in self.positional_names)
+
+    def run(self, cursor: Any, user_id: int, connection_info: dict[str, Any] | None = None) -> list[HistoryItem]:
+        """The history on a DBAPI cursor (driver errors propagate unwrapped). `connection_info`, a dict
+        that lives as long as the DBAPI connection (SQLAlchemy's `PoolProxiedConnection.info`), records
+        that the connection holds the prepared statement; without it the plain statement runs."""
+        if self.prepare_sql is None or connection_info is None:
+            cursor.execute(self.sql, self.parameters(user_id))
+        else:
+            if not connection_info.get(PREPARED_HISTORY):
+                cursor.execute(self.prepare_sql)
+                connection_info[PREPARED_HISTORY] = True
+            cursor.execute(self.execute_sql, {"user_id": user_id})
+        return history_items(cursor.fetchall())
 
 
 # --- Bulk paths for the stream writer (data_parsing) -------------------------------------------

@@ -32,10 +32,17 @@ def _service() -> RecommendationService:
 FORMATS = ("json", "text")
 
 
+# Accept headers whose answer is text without parsing them (most clients, the router's default).
+PLAIN_ACCEPTS = frozenset(("", "*/*", "text/plain", "text/*"))
+
+
 def _wants_json() -> bool:
-    answer_format = request.args.get("format")
-    if answer_format in ("json", "text"):
-        return answer_format == "json"
+    if request.query_string:
+        answer_format = request.args.get("format")
+        if answer_format in ("json", "text"):
+            return answer_format == "json"
+    if request.environ.get("HTTP_ACCEPT", "") in PLAIN_ACCEPTS:
+        return False
     best = request.accept_mimetypes.best_match(["text/plain", "application/json"], default="text/plain")
     return best == "application/json"
 
@@ -49,7 +56,7 @@ def _bad_request(message: str) -> Any:
 @bp.get("/recommend/<anytext:raw_user_id>", merge_slashes=False)
 def recommend(raw_user_id: str) -> Any:
     service = _service()
-    answer_format = request.args.get("format")
+    answer_format = request.args.get("format") if request.query_string else None
     if answer_format is not None and answer_format not in FORMATS:
         return _bad_request(f"format must be json or text, got {answer_format[:20]!r}")
     try:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from inference.ranking import STRATEGIES
 from inference.settings import MODEL_STRATEGY, InferenceSettings
+from movierec.base.serving import WORKER_CLASSES, resolve_worker_class
 
 
 def _inference_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,9 @@ def _inference_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="artifact served by --strategy model (default $MODEL_ARTIFACT or the newest)")
     parser.add_argument("--model-version", help="version label (default <strategy>-v1 or $MODEL_VERSION)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default $INFERENCE_WORKERS or 2)")
-    parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 4)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default $INFERENCE_THREADS or 2)")
+    parser.add_argument("--worker-class", choices=WORKER_CLASSES, help="gunicorn worker class "
+                        "(default $INFERENCE_WORKER_CLASS; empty: gthread with threads, else sync)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
@@ -47,14 +50,16 @@ def run_inference(argv: list[str]) -> int:
     port = args.port or settings.port
     workers = args.workers or settings.workers
     threads = args.threads or settings.threads
+    worker_class = resolve_worker_class(args.worker_class or settings.worker_class, threads)
 
     from inference.app import create_app
     from movierec.base.serving import serve
 
     label = settings.model_version or settings.model_artifact or settings.strategy
-    print(f"inference {label} on http://{host}:{port} ({workers} workers x {threads} threads)", file=sys.stderr)
+    print(f"inference {label} on http://{host}:{port} ({workers} {worker_class} workers x {threads} threads)",
+          file=sys.stderr)
     serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads,
-          access_log=args.access_log)
+          worker_class=worker_class, access_log=args.access_log)
     return 0
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from db_utils.engine import make_engine
-from db_utils.queries import HistoryItem, history_for
+from db_utils.queries import HistoryItem, HistoryQuery
 from inference.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,51 @@ def history_engine(url: str, connect_timeout_seconds: int, statement_timeout_ms:
 
 
 class HistoryStore:
-    """Reads histories through the breaker; every failure becomes DatabaseUnavailable."""
+    """Reads histories through the breaker; every failure becomes DatabaseUnavailable.
+
+    `history` runs on the pooled connection's DBAPI cursor (HistoryQuery): the request path's
+    one query without SQLAlchemy's per-call Connection and Result objects.
+    """
 
     def __init__(self, engine: Engine, retry_seconds: float) -> None:
         self.engine = engine
         self.breaker = CircuitBreaker(retry_seconds)
+        self._query = HistoryQuery.for_dialect(engine.dialect)
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    def _fail(self, exc: Exception) -> DatabaseUnavailable:
+        self.breaker.failure()
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        log.warning("history query failed: %s", first_line)
+        return DatabaseUnavailable(first_line)
+
+    def _on_cursor(self, action: Callable[[Any, dict[str, Any]], Any]) -> Any:
+        """`action(cursor, connection_info)` on a pooled DBAPI connection, through the breaker; a connection
+        the server dropped (restart) is discarded and the action retried once on a fresh one."""
+        if not self.breaker.allow():
+            raise DatabaseUnavailable("database marked down; retrying after the breaker delay")
+        for attempt in (1, 2):
+            try:
+                connection = self.engine.raw_connection()
+            except (SQLAlchemyError, self._driver_error) as exc:
+                raise self._fail(exc) from exc
+            try:
+                cursor = connection.cursor()
+                try:
+                    result = action(cursor, connection.info)
+                finally:
+                    cursor.close()
+            except self._driver_error as exc:
+                disconnected = self.engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+                connection.invalidate(exc)
+                if disconnected and attempt == 1:
+                    continue
+                raise self._fail(exc) from exc
+            finally:
+                connection.close()  # back to the pool (a no-op once invalidated)
+            self.breaker.success()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _guarded(self, action: Callable[[Any], Any]) -> Any:
         if not self.breaker.allow():
@@ -73,15 +113,13 @@ class HistoryStore:
                 with self.engine.connect() as conn:  # the server restarted: one retry, fresh connection
                     result = action(conn)
         except SQLAlchemyError as exc:
-            self.breaker.failure()
-            log.warning("history query failed: %s", str(exc).splitlines()[0])
-            raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+            raise self._fail(exc) from exc
         self.breaker.success()
         return result
 
     def history(self, user_id: int) -> list[HistoryItem]:
         """The user's watched and rated films, most recent first (one query)."""
-        return self._guarded(lambda conn: history_for(conn, user_id))
+        return self._on_cursor(lambda cursor, info: self._query.run(cursor, user_id, info))
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless `SELECT 1` answers."""

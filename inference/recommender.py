@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,21 +54,26 @@ class ChromaNeighbours:
         self._collection: Any = None
         self._cache: OrderedDict[str, Neighbours | None] = OrderedDict()
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()  # one client per worker: threads must not open it side by side
 
     def _open(self) -> Any:
         from vectordb_scripts import chroma
 
-        if self._collection is None:
-            client = chroma.open_client(self._url, self._path, create=False)
-            self._collection = chroma.open_collection(client, self._name, create=False)
-        return self._collection
+        with self._open_lock:
+            if self._collection is None:
+                client = chroma.open_client(self._url, self._path, create=False)
+                self._collection = chroma.open_collection(client, self._name, create=False)
+            return self._collection
 
     def lookup(self, movie_ids: Sequence[str]) -> dict[str, Neighbours]:
         """Neighbours of the films Chroma holds; raises VectorIndexDown when Chroma cannot answer."""
         from vectordb_scripts import chroma
 
-        with self._lock:
-            cached = {m: self._cache[m] for m in movie_ids if m in self._cache}
+        if self._cache_size:
+            with self._lock:
+                cached = {m: self._cache[m] for m in movie_ids if m in self._cache}
+        else:
+            cached = {}
         missing = [m for m in movie_ids if m not in cached]
         if missing:
             if not self.breaker.allow():
@@ -88,11 +93,12 @@ class ChromaNeighbours:
                          if i != movie_id and i in self._row_of][: self._k]
                 fresh[movie_id] = (np.array([p[0] for p in pairs], dtype=np.int64),
                                    np.array([p[1] for p in pairs], dtype=np.float32))
-            with self._lock:
-                for movie_id, value in fresh.items():
-                    self._cache[movie_id] = value
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            if self._cache_size:
+                with self._lock:
+                    for movie_id, value in fresh.items():
+                        self._cache[movie_id] = value
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
             cached.update(fresh)
         return {m: v for m, v in cached.items() if v is not None}
 
@@ -146,14 +152,21 @@ def build_profile(table: NeighbourTable, history: Sequence[HistoryItem],
 
 
 class Recommender:
-    """A worker's engine: the loaded table, the chosen strategy, and the ChromaDB fallback."""
+    """A worker's engine: the loaded table, the chosen strategy, and the ChromaDB fallback.
+
+    With `live_chroma` every request takes the content neighbours of all its history films from
+    ChromaDB (give it a ChromaNeighbours without a cache): the original design, kept to measure.
+    """
 
     def __init__(self, table: NeighbourTable, strategy: Strategy, chroma: ChromaNeighbours | None = None,
-                 n: int = 20) -> None:
+                 n: int = 20, live_chroma: bool = False,
+                 on_chroma_failure: Callable[[], None] | None = None) -> None:
         self.table = table
         self.strategy = strategy
         self.chroma = chroma
         self.n = n
+        self.live_chroma = live_chroma and chroma is not None
+        self.on_chroma_failure = on_chroma_failure  # counts lookups the table (or the fallback list) answered
         self.catalogue = Catalogue(popularity=table.popularity.astype(np.float64), popular_order=table.popular_order)
 
     def _ids(self, ranked: Ranked) -> tuple[list[str], list[float]]:
@@ -170,8 +183,10 @@ class Recommender:
         if not history:
             return self.popular()
         table = self.table
-        # Films whose content neighbours the table lacks (catalogue newer than the table, or no table).
-        missing = [h.movie_id for h in history if not table.has_content or h.movie_id not in table.row_of]
+        if self.live_chroma:
+            missing = [h.movie_id for h in history]
+        else:  # films whose content neighbours the table lacks (catalogue newer than the table, or no table)
+            missing = [h.movie_id for h in history if not table.has_content or h.movie_id not in table.row_of]
         extra: dict[str, Neighbours] = {}
         if missing:
             if self.chroma is None:
@@ -180,10 +195,12 @@ class Recommender:
             else:
                 try:
                     extra = self.chroma.lookup(missing)
-                except VectorIndexDown:
+                except VectorIndexDown as exc:
+                    if self.on_chroma_failure is not None:
+                        self.on_chroma_failure()
                     if not table.has_content:
                         raise
-                    log.warning("ChromaDB unavailable for %d films missing from the table", len(missing))
+                    log.warning("ChromaDB unavailable for %d films (the table answers): %s", len(missing), exc)
         profile = build_profile(table, history, extra)
         ranked = self.strategy(profile, self.catalogue, self.n)
         ids, scores = self._ids(ranked)

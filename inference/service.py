@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 RECOMMENDATIONS = Counter("movierec_recommendations_total", "Recommendation lists served", ["version", "kind"])
 FALLBACKS = Counter("movierec_recommend_fallbacks_total", "Answers degraded to the fallback list",
                     ["version", "reason"])
+CHROMA_FAILURES = Counter("movierec_chroma_failures_total",
+                          "ChromaDB lookups that failed (the neighbour table or the fallback list answered)",
+                          ["version"])
 RECOMMEND_DURATION = Histogram("movierec_recommend_duration_seconds", "Time to compute one recommendation list",
                                ["version"], buckets=LATENCY_BUCKETS_SECONDS)
 
@@ -96,6 +99,9 @@ class RecommendationService:
         self.recommender = recommender
         self.history = history
         self.index_status = index_status
+        # labelled children looked up once: labels() costs a lock and a key per call
+        self._duration = RECOMMEND_DURATION.labels(self.version)
+        self._served: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: InferenceSettings) -> RecommendationService:
@@ -106,12 +112,16 @@ class RecommendationService:
             log.warning("neighbour table unavailable (%s); serving from the catalogue + ChromaDB", exc)
             table = catalogue_only_table(settings.common.data_dir)
             index_status = f"missing: {exc}"
+        live = settings.neighbours == "chroma"
         chroma = ChromaNeighbours(settings.common.chroma_url, settings.common.chroma_path,
-                                  settings.common.chroma_collection, table.row_of)
-        recommender = Recommender(table, _strategy(settings, table), chroma)
+                                  settings.common.chroma_collection, table.row_of,
+                                  cache_size=0 if live else 10000)
+        recommender = Recommender(table, _strategy(settings, table), chroma, live_chroma=live)
         engine = history_engine(settings.common.database_url, settings.db_connect_timeout_seconds,
                                 settings.db_statement_timeout_ms, settings.db_pool_size)
-        return cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
+        service = cls(settings, recommender, HistoryStore(engine, settings.db_retry_seconds), index_status)
+        recommender.on_chroma_failure = CHROMA_FAILURES.labels(service.version).inc
+        return service
 
     def recommend(self, user_id: int) -> Answer:
         """Always an answer: DB or index trouble degrades to the fallback list (and is counted)."""
@@ -129,8 +139,11 @@ class RecommendationService:
             log.exception("recommendation failed for user %s", user_id)
             result = self._safe_popular(history)
         elapsed = time.perf_counter() - started
-        RECOMMEND_DURATION.labels(self.version).observe(elapsed)
-        RECOMMENDATIONS.labels(self.version, result.kind).inc()
+        self._duration.observe(elapsed)
+        served = self._served.get(result.kind)
+        if served is None:
+            served = self._served[result.kind] = RECOMMENDATIONS.labels(self.version, result.kind)
+        served.inc()
         if result.fallback_reason:
             FALLBACKS.labels(self.version, result.fallback_reason).inc()
         return Answer(user_id, result, elapsed * 1000.0)
@@ -154,6 +167,7 @@ class RecommendationService:
             "status": "degraded" if degraded else "ok",
             "version": self.version,
             "strategy": self.settings.strategy,
+            "neighbours": self.settings.neighbours,
             "db": db,
             "index": {"status": self.index_status, "films": len(table), "catalog_hash": table.catalog_hash,
                       "built_at": table.built_at, "content_neighbours": table.has_content,

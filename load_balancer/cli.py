@@ -16,16 +16,20 @@ log = logging.getLogger(__name__)
 
 def lb_main(argv: list[str]) -> int:
     from load_balancer.router.settings import RouterSettings
+    from movierec.base.serving import WORKER_CLASSES
 
     parser = argparse.ArgumentParser(prog="movierec lb", description="the canary router (gunicorn)")
     parser.add_argument("--host", default=None, help="bind address (LB_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (LB_PORT, default 8082)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (LB_WORKERS, default 2)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (LB_THREADS, default 8)")
+    parser.add_argument("--worker-class", default=None, choices=WORKER_CLASSES,
+                        help="gunicorn worker class (LB_WORKER_CLASS; empty: gthread with threads, else sync)")
     args = parser.parse_args(argv)
     settings = RouterSettings.from_env()
     host, port = args.host or settings.host, args.port or settings.port
     workers, threads = args.workers or settings.workers, args.threads or settings.threads
+    worker_class = args.worker_class or settings.worker_class
     # Seed the deployments table once, before the workers fork (they only read it).
     from db_utils.engine import make_engine, make_session_factory
     from load_balancer.router.state import bootstrap
@@ -41,9 +45,10 @@ def lb_main(argv: list[str]) -> int:
     from load_balancer.router.app import create_app
     from movierec.base.serving import serve
 
-    log.info("router on %s:%s workers=%s threads=%s", host, port, workers, threads)
+    log.info("router on %s:%s workers=%s threads=%s worker_class=%s", host, port, workers, threads, worker_class)
     try:
-        serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads)
+        serve(lambda: create_app(settings), bind=f"{host}:{port}", workers=workers, threads=threads,
+              worker_class=worker_class)
     finally:
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
@@ -61,8 +61,10 @@ def recommend(raw_user_id: str) -> Response:
         user_id = str(parse_user_id(raw_user_id))  # canonical digits: the same user, the same arm
     except InvalidUserId as exc:
         return _invalid_user(exc)
-    params = {name: value for name in FORWARDED_PARAMS if (value := request.args.get(name)) is not None}
+    params = {name: value for name in FORWARDED_PARAMS if (value := request.args.get(name)) is not None} \
+        if request.query_string else {}
     headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
+    path = f"/recommend/{quote(user_id, safe='')}" + (f"?{urlencode(params)}" if params else "")
     state = ctx.state
     main, nightly = state.main, state.nightly
     assigned = assign_arm(user_id, state.salt, state.canary_weight) if nightly else "main"
@@ -78,8 +80,8 @@ def recommend(raw_user_id: str) -> Response:
             LB_RETRIES.labels(tried[-1]).inc()
         tried.append(name)
         try:
-            answer = fetch(ctx.pool, f"{backend.url}/recommend/{quote(user_id, safe='')}",
-                           ctx.settings.backend_timeout_seconds, params=params or None, headers=headers or None)
+            answer = fetch(ctx.pool, backend.url, path, ctx.settings.backend_timeout_seconds,
+                           headers=headers or None)
         except BackendFailure as failure:
             last_failure = failure
             LB_BACKEND_ERRORS.labels(name, failure.kind).inc()

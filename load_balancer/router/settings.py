@@ -12,6 +12,7 @@ from pydantic import field_validator, model_validator
 
 from load_balancer.router.admin_schemas import DEFAULT_ALLOWED_BACKEND_HOSTS, parse_allowed_hosts
 from load_balancer.router.admin_token import resolved_token
+from movierec.base.serving import resolve_worker_class
 from movierec.base.settings import CommonSettings, EnvSettings, nested_common, setting
 
 
@@ -23,6 +24,7 @@ class RouterSettings(EnvSettings):
     port: int = setting("LB_PORT", 8082, ge=0, le=65535)
     workers: int = setting("LB_WORKERS", 2, ge=1)
     threads: int = setting("LB_THREADS", 8, ge=1)
+    worker_class: str = setting("LB_WORKER_CLASS", "")  # gunicorn's; "" = gthread with threads, else sync
     main_url: str = setting("LB_MAIN_URL", "http://127.0.0.1:8001")  # bootstrap only: the database knows no main
     nightly_url: str = setting("LB_NIGHTLY_URL", "")  # bootstrap only, may be empty
     canary_weight: float = setting("LB_CANARY_WEIGHT", 0.2, ge=0.0, le=1.0)
@@ -39,6 +41,12 @@ class RouterSettings(EnvSettings):
     # comma-separated in the environment (LB_BACKEND_ALLOWED_HOSTS)
     backend_allowed_hosts: str | tuple[str, ...] = setting(
         "LB_BACKEND_ALLOWED_HOSTS", ",".join(DEFAULT_ALLOWED_BACKEND_HOSTS))
+
+    @field_validator("worker_class")
+    @classmethod
+    def _known_worker_class(cls, value: str) -> str:
+        resolve_worker_class(value, 1)
+        return value
 
     @field_validator("backend_allowed_hosts", mode="after")
     @classmethod

@@ -52,23 +52,39 @@ def exposition() -> tuple[bytes, str]:
 
 
 def instrument_flask(app: Any, service: str, version: str = "unversioned") -> None:
-    """Time and count every request of a Flask app by route, and add the `/metrics` route."""
-    from flask import Response, g, request
+    """Time and count every request of a Flask app by route, and add the `/metrics` route.
+
+    Per request: one histogram observation and one counter increment on children looked up once per
+    (route, method, status) and kept (labels() takes a lock and builds a key on every call). In
+    multiprocess mode an observation is a write into a file-backed mmap: ~2.5 us for the histogram's
+    child, ~1.2 us for the counter's (bench/metrics.py).
+    """
+    from flask import Response, request
 
     BUILD_INFO.labels(service=service, version=version).set(1)
+    latency_children: dict[str, Any] = {}
+    count_children: dict[tuple[str, str, int], Any] = {}
 
     @app.before_request
     def _start_timer() -> None:
-        g._movierec_started = time.perf_counter()
+        request.environ["movierec.started"] = time.perf_counter()
 
     @app.after_request
     def _record(response: Any) -> Any:
-        started = getattr(g, "_movierec_started", None)
+        started = request.environ.get("movierec.started")
         if started is not None:
-            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            rule = request.url_rule
+            endpoint = rule.rule if rule is not None else "unmatched"
             if endpoint != "/metrics":
-                HTTP_LATENCY.labels(service, endpoint).observe(time.perf_counter() - started)
-                HTTP_REQUESTS.labels(service, endpoint, request.method, str(response.status_code)).inc()
+                latency = latency_children.get(endpoint)
+                if latency is None:
+                    latency = latency_children[endpoint] = HTTP_LATENCY.labels(service, endpoint)
+                latency.observe(time.perf_counter() - started)
+                key = (endpoint, request.method, response.status_code)
+                count = count_children.get(key)
+                if count is None:
+                    count = count_children[key] = HTTP_REQUESTS.labels(service, endpoint, key[1], str(key[2]))
+                count.inc()
         return response
 
     def metrics() -> Any:

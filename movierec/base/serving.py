@@ -1,11 +1,14 @@
 """Run a Flask application factory under gunicorn, programmatically (one place for every service).
 
 Several workers share Prometheus metrics through PROMETHEUS_MULTIPROC_DIR, which is created
-fresh here when the caller did not set one.
+fresh here when the caller did not set one. The worker class is a setting of each service
+(`worker_class`: "" picks gthread when a worker has several threads, else sync); the choice for
+inference and the router was made by measurement (bench/recommend.py --configs, README).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -52,12 +55,49 @@ def prepare_multiprocess_metrics() -> None:
         _PREPARED["path"] = path
 
 
+# gevent is not a dependency: it needs `pip install gevent` and measured no cheaper than gthread.
+WORKER_CLASSES = ("sync", "gthread", "gevent")
+
+
+class UnknownWorkerClass(ValueError):
+    """A gunicorn worker class this platform does not serve with (or whose package is missing)."""
+
+
+def resolve_worker_class(worker_class: str, threads: int) -> str:
+    """The gunicorn worker class to run: `worker_class`, or (when empty) gthread with threads, else sync."""
+    if not worker_class:
+        return "gthread" if threads > 1 else "sync"
+    if worker_class not in WORKER_CLASSES:
+        raise UnknownWorkerClass(f"unknown worker class {worker_class!r}; choose one of {', '.join(WORKER_CLASSES)}")
+    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        raise UnknownWorkerClass("worker class gevent needs the gevent package (pip install gevent)")
+    return worker_class
+
+
+def gunicorn_options(bind: str, workers: int, threads: int, worker_class: str = "", timeout_seconds: int = 30,
+                     access_log: bool = False) -> dict[str, Any]:
+    """gunicorn's settings for one service (pure: the tests read them without starting anything)."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": resolve_worker_class(worker_class, threads),
+        "timeout": timeout_seconds,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "child_exit": _child_exit,
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+    }
+
+
 def serve(
     factory: Callable[[], Any],
     *,
     bind: str,
     workers: int = 2,
     threads: int = 4,
+    worker_class: str = "",
     timeout_seconds: int = 30,
     access_log: bool = False,
     extra: dict[str, Any] | None = None,
@@ -71,18 +111,7 @@ def serve(
     from prometheus_client import multiprocess
 
     _MULTIPROCESS["module"] = multiprocess
-    options: dict[str, Any] = {
-        "bind": bind,
-        "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
-        "timeout": timeout_seconds,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "child_exit": _child_exit,
-        "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-    }
+    options = gunicorn_options(bind, workers, threads, worker_class, timeout_seconds, access_log)
     options.update(extra or {})
     try:
         _Application(factory, options).run()

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, inspect, select
 from db_utils.engine import make_engine, upgrade_database
 from db_utils.models import DeadLetter, Rating, Recommendation, Watch
 from db_utils.queries import (
+    HistoryQuery,
     bulk_insert_recommendations,
     bulk_upsert_ratings,
     bulk_upsert_watches,
@@ -112,6 +113,27 @@ def test_history_joins_watches_and_ratings_in_one_query(db_engine: Engine) -> No
     assert history[0].last_event == T0 + timedelta(hours=2)
     with db_engine.connect() as conn:
         assert history_for(conn, 999) == []
+
+
+def test_history_on_a_driver_cursor_matches_history_for(db_engine: Engine) -> None:
+    with db_engine.begin() as conn:
+        bulk_upsert_watches(conn, [WatchRow(5, "a+2000", 90, T0, T0),
+                                   WatchRow(5, "b+2001", 5, T0, T0 + timedelta(hours=1))])
+        bulk_upsert_ratings(conn, [RatingRow(5, "a+2000", 4, T0 + timedelta(hours=2)), RatingRow(5, "c+2002", 1, T0)])
+    query = HistoryQuery.for_dialect(db_engine.dialect)
+    connection = db_engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        got = query.run(cursor, 5)
+        assert query.run(cursor, 999) == []
+        info: dict[str, object] = {}
+        assert query.run(cursor, 5, info) == query.run(cursor, 5, info) == got  # prepared once on PostgreSQL
+        cursor.close()
+    finally:
+        connection.close()
+    with db_engine.connect() as conn:
+        assert got == history_for(conn, 5)
+    assert got[0].last_event == T0 + timedelta(hours=2)  # a datetime on SQLite too
 
 
 def test_large_batches_are_chunked(db_engine: Engine) -> None:

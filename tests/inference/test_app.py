@@ -88,6 +88,10 @@ def test_json_format_by_accept_header_and_query(make_client: Callable[..., Any],
         assert personal == sorted(personal, reverse=True)
     text_ids = ids_of(client.get("/recommend/41", headers={"Accept": "text/plain"}))
     assert text_ids == [r["movie_id"] for r in body["recommendations"]]
+    for accept, json_wanted in (("*/*", False), ("text/*", False), ("", False),
+                                ("text/plain;q=0.1, application/json", True), ("application/*", True)):
+        answer = client.get("/recommend/41", headers={"Accept": accept} if accept else {})
+        assert answer.mimetype == ("application/json" if json_wanted else "text/plain"), accept
 
 
 def test_unknown_user_gets_popular_good_films(make_client: Callable[..., Any], pg_engine: Engine,
@@ -216,3 +220,36 @@ def test_unknown_films_in_history_do_not_need_chroma_when_the_table_has_the_rest
     assert body["kind"] == "personalised"
     ids = [r["movie_id"] for r in body["recommendations"]]
     assert ids[0] in CLUSTERS["crime"] and not set(ids) & set(CLUSTERS["crime"][:2])
+
+
+def test_live_chroma_neighbours_answer_like_the_table(make_client: Callable[..., Any], pg_engine: Engine) -> None:
+    """INFERENCE_NEIGHBOURS=chroma (the original design) asks ChromaDB on every request, uncached."""
+    add_history(pg_engine, 91, SPACE[:3], {SPACE[0]: 5, SPACE[1]: 4})
+    table_body = make_client(INFERENCE_STRATEGY="seed").get("/recommend/91?format=json").get_json()
+    client = make_client(INFERENCE_STRATEGY="seed", INFERENCE_NEIGHBOURS="chroma")
+    service = client.application.extensions["movierec_inference"]
+    asked: list[list[str]] = []
+    lookup = service.recommender.chroma.lookup
+    service.recommender.chroma.lookup = lambda ids: asked.append(list(ids)) or lookup(ids)
+    for _ in range(2):
+        body = client.get("/recommend/91?format=json").get_json()
+        assert body["kind"] == "personalised"
+        assert [r["movie_id"] for r in body["recommendations"]] == \
+            [r["movie_id"] for r in table_body["recommendations"]]
+    assert asked == [SPACE[:3][::-1]] * 2 and not service.recommender.chroma._cache
+    assert client.get("/health").get_json()["neighbours"] == "chroma"
+
+
+def test_live_chroma_down_falls_back_to_the_table(make_client: Callable[..., Any], pg_engine: Engine) -> None:
+    add_history(pg_engine, 92, CLUSTERS["crime"][:2])
+    client = make_client(INFERENCE_NEIGHBOURS="chroma", CHROMA_URL=f"http://127.0.0.1:{free_port()}")
+    body = client.get("/recommend/92?format=json").get_json()
+    assert body["kind"] == "personalised" and body["recommendations"][0]["movie_id"] in CLUSTERS["crime"]
+
+
+def test_neighbour_source_is_checked_at_start(make_settings: Callable[..., Any]) -> None:
+    from movierec.base.settings import ConfigError
+
+    assert make_settings().neighbours == "table"
+    with pytest.raises(ConfigError, match="INFERENCE_NEIGHBOURS"):
+        make_settings(INFERENCE_NEIGHBOURS="faiss")

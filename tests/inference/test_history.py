@@ -54,6 +54,40 @@ def test_history_reads_watches_and_ratings_most_recent_first(postgres_url: str, 
     store.dispose()
 
 
+def test_history_on_sqlite(tmp_path) -> None:
+    from db_utils.engine import make_engine, upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    add_history(engine, 3, ["a+1990", "b+1991"], {"b+1991": 5})
+    store = HistoryStore(history_engine(url, 1, 500, 1), retry_seconds=1)
+    assert [(i.movie_id, i.rating) for i in store.history(3)] == [("b+1991", 5), ("a+1990", None)]
+    store.dispose()
+    engine.dispose()
+
+
+def test_a_failing_statement_opens_the_breaker(postgres_url: str) -> None:
+    store = HistoryStore(history_engine(postgres_url, 1, 500, 1), retry_seconds=5)
+    with pytest.raises(DatabaseUnavailable):
+        store._on_cursor(lambda cursor, _info: cursor.execute("SELECT * FROM no_such_table"))
+    assert store.breaker.is_open
+    store.breaker = CircuitBreaker(0)
+    assert store.history(1) == []  # the pool handed out a working connection again
+    store.dispose()
+
+
+def test_history_is_prepared_once_per_connection(postgres_url: str, pg_engine: Engine) -> None:
+    add_history(pg_engine, 13, ["a+1990", "b+1991"])
+    store = HistoryStore(history_engine(postgres_url, 1, 500, 1), retry_seconds=1)
+    assert [i.movie_id for i in store.history(13)] == ["b+1991", "a+1990"]
+    assert [i.movie_id for i in store.history(13)] == ["b+1991", "a+1990"]
+    prepared = store._on_cursor(lambda cursor, _info: cursor.execute(
+        "SELECT count(*) FROM pg_prepared_statements WHERE name = 'movierec_history'") or cursor.fetchone()[0])
+    assert prepared == 1
+    store.dispose()
+
+
 def test_slow_query_is_cut_by_the_statement_timeout(postgres_url: str) -> None:
     store = HistoryStore(history_engine(postgres_url, 1, 200, 1), retry_seconds=5)
     started = time.monotonic()

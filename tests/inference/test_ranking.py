@@ -142,3 +142,16 @@ def test_strategy_names() -> None:
     assert parse_strategies("seed, blend,popularity") == ["seed", "blend", "popularity"]
     with pytest.raises(UnknownStrategy, match="choose one of"):
         strategy_named("magic")
+
+
+def test_dense_accumulation_matches_the_sorted_one() -> None:
+    from inference.ranking import _accumulate
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        idx = rng.integers(-1, 300, size=(rng.integers(0, 40), 20))
+        values = rng.random(idx.shape)
+        sorted_rows, sorted_sums = _accumulate(idx, values)
+        dense_rows, dense_sums = _accumulate(idx, values, 300)
+        assert np.array_equal(sorted_rows, dense_rows)
+        assert np.array_equal(sorted_sums, dense_sums)  # same order of additions: bit-identical
