@@ -28,7 +28,9 @@ from movierec.base.settings import CommonSettings, EnvSettings, environment, nes
 from vectordb_scripts import chroma
 from vectordb_scripts.embed import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_PRECISION,
     ModelUnavailable,
+    Precision,
     embed_texts,
     load_model,
     model_id,
@@ -63,6 +65,8 @@ class IndexSettings(EnvSettings):
     neighbours: int = setting("INDEX_NEIGHBOURS", CONTENT_K, ge=1)
     # 0 = torch's default (one per core); 1 is faster on a crowded machine
     torch_threads: int = setting("INDEX_TORCH_THREADS", 0, ge=0)
+    # bf16 (default, 3-4x fewer CPU seconds on CPUs with AMX / AVX512-BF16) or fp32 (the reference)
+    precision: Precision = setting("INDEX_PRECISION", DEFAULT_PRECISION)
 
     @property
     def index_dir(self) -> Path:
@@ -193,7 +197,7 @@ def build_index(
     """Embed what changed into ChromaDB, delete what left, and rewrite the neighbour table."""
     started = time.perf_counter()
     ids, texts = catalog_texts(catalog)
-    model = model_id(Path(settings.model_path) if settings.model_path else None)
+    model = model_id(Path(settings.model_path) if settings.model_path else None, settings.precision)
     hashes = [text_hash(t, model) for t in texts]
     ratings_digest = "none" if ratings is None else f"{len(ratings)}:{pd.util.hash_pandas_object(ratings).sum()}"
     identity = table_hash(hashes, ids, ratings_digest, settings.neighbours)
@@ -209,7 +213,9 @@ def build_index(
         todo = [row for row, movie_id in enumerate(ids) if stored.get(movie_id) != hashes[row]]
         embed_seconds = 0.0
         if todo:
-            encoder = load_model(settings.model_path or None, threads=settings.torch_threads)
+            encoder = load_model(
+                settings.model_path or None, threads=settings.torch_threads, precision=settings.precision
+            )
             t0 = time.perf_counter()
             vectors = embed_texts(encoder, [texts[r] for r in todo], settings.batch_size, progress=progress)
             embed_seconds = time.perf_counter() - t0

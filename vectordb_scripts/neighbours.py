@@ -3,6 +3,8 @@ content embedding, and co-rating neighbours over real ratings. The table's forma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import sparse
 
@@ -73,3 +75,24 @@ def cooccurrence_neighbours(
         idx[rows, :k_eff] = np.where(values > 0, active[top], -1)
         sim[rows, :k_eff] = np.where(values > 0, values, 0.0)
     return idx, sim
+
+
+def table_recall(
+    reference_ids: Sequence[str], reference_idx: np.ndarray, ids: Sequence[str], idx: np.ndarray
+) -> float | None:
+    """Recall of neighbour lists against reference lists of the same films: |found & expected| / |expected|.
+
+    Rows are matched by film id (the two tables may order films differently); -1 marks no neighbour.
+    Films missing from either table are left out; None when nothing is left to compare.
+    """
+    row_of = {film: row for row, film in enumerate(ids)}
+    hits = total = 0
+    for ref_row, film in enumerate(reference_ids):
+        row = row_of.get(film)
+        if row is None:
+            continue
+        expected = {reference_ids[j] for j in reference_idx[ref_row] if j >= 0}
+        found = {ids[j] for j in idx[row] if j >= 0}
+        hits += len(expected & found)
+        total += len(expected)
+    return hits / total if total else None

