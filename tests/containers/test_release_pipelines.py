@@ -127,7 +127,7 @@ class Pipelines:
         data = {**self.variables, **(variables or {})}
         (self.checkout / VARIABLES_FILE).write_text(yaml.safe_dump(data, default_flow_style=False))
         env = {"PATH": os.environ["PATH"], "HOME": str(self.work), "LANG": "C.UTF-8"}
-        argv = [str(self.executable), "--cwd", str(self.checkout), "--variables-file", VARIABLES_FILE,
+        argv = [str(self.executable), "--variables-file", VARIABLES_FILE,  # --cwd: the checkout (cwd=)
                 "--no-color", "--timestamps", *args]
         result = subprocess.run(argv, cwd=self.checkout, env=env, capture_output=True, text=True, timeout=timeout)
         (self.work / f"gitlab-ci-local-{int(time.time())}.log").write_text(result.stdout + result.stderr)
