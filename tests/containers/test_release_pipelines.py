@@ -4,8 +4,8 @@ gitlab-ci-local (pinned in package.json, installed with `npm ci` into node_modul
 file with its shell executor, in this checkout's clone (the one the compose scheduler mounts at /repo), as a
 GitLab shell runner on the deployment host would. The file is used as committed: what is local to this machine
 (the engine's socket, the compose project of the containers test, the debootstrap base image and pip's mirror
-as build arguments, the cached data and the virtualenv for the gate) goes into gitlab-ci-local's variables
-file, written here (git-ignored). No registry is reachable here and none is configured: the build job keeps
+as build arguments, the cached data and the virtualenv for the gate) goes on gitlab-ci-local's command
+line (`--variable`). No registry is reachable here and none is configured: the build job keeps
 the image on the engine (login and push run only with DOCKERHUB_TOKEN).
 
 The tag pipeline of `release-recommender-nightly-*` is test -> offline-gate -> build-inference ->
@@ -30,12 +30,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from movierec.containers import host_pip_config
 from tests.containers.stack import IMAGE_NAMESPACE, ROOT, Stack, wait_for
@@ -43,7 +41,6 @@ from tests.containers.stack import IMAGE_NAMESPACE, ROOT, Stack, wait_for
 pytestmark = [pytest.mark.containers, pytest.mark.pipelines]
 
 GITLAB_CI_LOCAL = ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
-VARIABLES_FILE = ".gitlab-ci-local-variables.yml"  # gitlab-ci-local's default name, relative to its --cwd
 GATE_ARGS = "--max-users 300 --strategies blend,popularity"
 NIGHTLY_JOBS = ["offline-gate", "build-inference", "release-nightly"]
 MAIN_BUILD_JOBS = ["offline-gate", "build-inference"]
@@ -90,7 +87,7 @@ def _builder_env(stack: Stack) -> dict[str, str]:
 
 
 class Pipelines:
-    """gitlab-ci-local in the scheduler's checkout, with the local settings in its variables file."""
+    """gitlab-ci-local in the scheduler's checkout, with the local settings on its command line."""
 
     def __init__(self, stack: Stack, executable: Path, data_dir: Path, work: Path) -> None:
         assert stack.checkout is not None
@@ -123,14 +120,16 @@ class Pipelines:
     def run(self, *args: str, variables: dict[str, str] | None = None, timeout: float = 3600,
             ) -> subprocess.CompletedProcess:
         """gitlab-ci-local with only a plain environment of its own (PATH, HOME, locale): every variable a job
-        sees comes from the file or the variables file."""
+        sees comes from the file or from `--variable` (not its variables file: there a value naming an
+        existing path becomes a file variable, a copy under /tmp)."""
         data = {**self.variables, **(variables or {})}
-        (self.checkout / VARIABLES_FILE).write_text(yaml.safe_dump(data, default_flow_style=False))
         env = {"PATH": os.environ["PATH"], "HOME": str(self.work), "LANG": "C.UTF-8"}
-        argv = [str(self.executable), "--variables-file", VARIABLES_FILE,  # --cwd: the checkout (cwd=)
-                "--no-color", "--timestamps", *args]
+        argv = [str(self.executable), "--no-color", "--timestamps", *args]
+        for name, value in sorted(data.items()):
+            argv += ["--variable", f"{name}={value}"]
+        # --cwd: the checkout, as the process's working directory (gitlab-ci-local refuses an absolute one).
         result = subprocess.run(argv, cwd=self.checkout, env=env, capture_output=True, text=True, timeout=timeout)
-        (self.work / f"gitlab-ci-local-{int(time.time())}.log").write_text(result.stdout + result.stderr)
+        (self.work / f"gitlab-ci-local-{time.time_ns()}.log").write_text(result.stdout + result.stderr)
         return result
 
     def listed(self, tag: str) -> list[tuple[str, str]]:
@@ -155,10 +154,9 @@ class Pipelines:
 
 @pytest.fixture(scope="module")
 def pipelines(platform: Stack, gitlab_ci_local: Path, real_index_dir: Path,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelines]:
+              tmp_path_factory: pytest.TempPathFactory) -> Pipelines:
     runner = Pipelines(platform, gitlab_ci_local, real_index_dir, tmp_path_factory.mktemp("pipelines"))
-    yield runner
-    (runner.checkout / VARIABLES_FILE).unlink(missing_ok=True)
+    return runner
 
 
 def _admin(stack: Stack) -> dict[str, str]:
