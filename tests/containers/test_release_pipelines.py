@@ -148,7 +148,7 @@ class Pipelines:
             raise AssertionError(f"gitlab-ci-local {' '.join(jobs)} exited {result.returncode}:\n"
                                  f"{result.stdout[-8000:]}\n{result.stderr[-3000:]}")
         for job in jobs:
-            assert re.search(rf"PASS\s+{re.escape(job)}\b", result.stdout), result.stdout[-3000:]
+            assert re.search(rf"PASS\s+(\[[^\]]*\]\s+)?{re.escape(job)}\b", result.stdout), result.stdout[-3000:]
         return seconds
 
 
