@@ -94,7 +94,10 @@ class Pipelines:
         self.stack, self.executable, self.checkout = stack, executable, stack.checkout
         project = stack.project_dir
         pip_env, _ = host_pip_config()
-        compose_env = {k: v for k, v in stack.env().items() if os.environ.get(k) != v}
+        # The compose project's settings, but not its small catalogue: the gate shares the suite's cached full
+        # one, which MOVIEREC_CATALOG_SIZE=1 would make it rebuild (and every later user of the cache too).
+        compose_env = {k: v for k, v in stack.env().items()
+                       if os.environ.get(k) != v and k != "MOVIEREC_CATALOG_SIZE"}
         self.variables: dict[str, str] = {
             **compose_env,
             **_builder_env(stack),
