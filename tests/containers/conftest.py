@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +63,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stack.down()
         finally:
             engine.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(stack: Stack) -> Stack:
+    """`docker-compose up -d`: returns once the bootstrap job has completed and the services run. One per
+    session: test_platform.py and, after it, test_release_pipelines.py use the same running platform."""
+    started = time.monotonic()
+    try:
+        stack.compose("up", "-d", timeout=1500)
+    except AssertionError:
+        print(stack.logs("bootstrap", "database", "kafka", "chroma", tail=80))
+        raise
+    stack.up_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    return stack

@@ -1,7 +1,8 @@
 """docker-compose.yml on a real engine: the images from the real Dockerfile, the platform brought up by
 docker-compose, a canary release through the engine API, and parser scale-out with a killed replica.
 
-The tests share one platform (conftest `stack`) and run in file order: up, serve, monitor, release, scale.
+The tests share one platform (conftest `platform`) and run in file order: up, serve, monitor, release, scale;
+test_release_pipelines.py runs .gitlab-ci.yml's tag pipelines against the same platform afterwards.
 """
 
 from __future__ import annotations
@@ -37,19 +38,6 @@ def _admin_token(stack: Stack) -> str:
 
 def _inspect(stack: Stack, container: str) -> dict:
     return json.loads(stack.podman("inspect", container).stdout)[0]
-
-
-@pytest.fixture(scope="module")
-def platform(stack: Stack) -> Stack:
-    """`docker-compose up -d`: returns once the bootstrap job has completed and the services run."""
-    started = time.monotonic()
-    try:
-        stack.compose("up", "-d", timeout=1500)
-    except AssertionError:
-        print(stack.logs("bootstrap", "database", "kafka", "chroma", tail=80))
-        raise
-    stack.up_seconds = time.monotonic() - started  # type: ignore[attr-defined]
-    return stack
 
 
 def test_bootstrap_completes_and_router_recommends_for_a_simulated_user(platform: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -16,7 +17,11 @@ from movierec.cli import COMMANDS
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "x", "LB_ADMIN_TOKEN": "y", "GRAFANA_ADMIN_PASSWORD": "z"}
 # Tools a job may call besides the project's own commands.
-KNOWN_TOOLS = {"docker", "mkdir", "find", "test", "cp", "gzip", "gunzip"}
+KNOWN_TOOLS = {"docker", "docker-compose", "compose", "mkdir", "find", "test", "cp", "gzip", "gunzip", "echo",
+               "export", "sleep", "seq", "grep", "head", "date"}
+# Shell syntax and builtins a job script uses (the scripts are also checked with `bash -n`).
+SHELL_KEYWORDS = {"for", "if", "then", "else", "do", "done", "fi", "break", "exit", "[", "}", "compose()",
+                  "build_args+="}
 
 
 def _compose() -> dict:
@@ -76,25 +81,49 @@ def test_dockerfile_targets_match_compose() -> None:
     assert "USER movierec" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
+def _script_commands(lines: list[str]) -> list[list[str]]:
+    """The commands a job's shell lines call, each as its words: what starts a line, or follows `|`, `;`,
+    `&&`, `$(`, `then`, `do`, `else`, `if`, `!`, with `VAR=value` prefixes taken off; words inside quoted
+    strings without a `$(` are text, not commands."""
+    text = "\n".join(lines)
+    text = re.sub(r"'[^']*'", "''", text)
+    text = re.sub(r'"(?:[^"$]|\$(?!\())*"', '""', text)
+    text = re.sub(r"\b\w+=\$\(", "$(", text)  # old=$(cmd ...): cmd is a command
+    starts = r"(?:^|\n|\|\|?|;|&&|\$\(|\bthen\b|\bdo\b|\belse\b|\bif\b|!)"
+    commands = []
+    prefixes = r"[ \t]*((?:\w+=(?:[^\s$]|\$(?!\())*[ \t]+)*)"
+    for match in re.finditer(starts + prefixes + r"([^\s;|&()$][^\s;|&()]*)([^\n;|&()]*)", text):
+        name, rest = match.group(2), match.group(3)
+        if re.fullmatch(r"\w+=\S*", name) or name in SHELL_KEYWORDS:
+            continue
+        commands.append([name, *rest.split()])
+    return commands
+
+
 def test_gitlab_ci_jobs_call_real_commands() -> None:
     ci = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
     stages = set(ci["stages"])
-    jobs = {k: v for k, v in ci.items() if isinstance(v, dict) and "script" in v}
-    assert {"test", "offline-gate", "release-nightly", "release-main", "release-parser", "backup-database",
-            "restore-database"} <= set(jobs)
+    before = ci["default"]["before_script"]
+    templates = {k: v for k, v in ci.items() if k.startswith(".") and isinstance(v, dict)}
+    jobs = {k: {**templates.get(v.get("extends", ""), {}), **v} for k, v in ci.items()
+            if isinstance(v, dict) and not k.startswith(".") and ("script" in v or "extends" in v)}
+    assert {"test", "offline-gate", "build-inference", "build-parser", "release-nightly", "release-main",
+            "release-parser", "backup-database", "restore-database"} <= set(jobs)
     for name, job in jobs.items():
         assert job["stage"] in stages, name
-        for line in job["script"]:
-            words = shlex.split(line.split("|")[0].split(">")[0].split("&&")[0])
-            while words and "=" in words[0] and not words[0].startswith("./"):
-                words = words[1:]  # VAR=value prefixes
+        script = "\n".join([*before, *job["script"]])
+        syntax = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+        assert syntax.returncode == 0, f"{name}: {syntax.stderr}"
+        for words in _script_commands([*before, *job["script"]]):
             tool = words[0]
             if tool == "./dev":
-                assert words[1] in {"test", "run", "up", "shell"}, line
+                assert words[1] in {"test", "run", "up", "shell"}, words
                 if words[1] == "run":
-                    assert words[2] in COMMANDS, line
+                    assert words[2] in COMMANDS, words
             else:
-                assert tool in KNOWN_TOOLS, f"{name}: unknown tool in {line!r}"
+                assert tool in KNOWN_TOOLS, f"{name}: unknown tool {tool!r} in {' '.join(words)!r}"
+            if tool == "compose" and words[1:3] == ["exec", "-T"] and words[4] == "movierec":
+                assert words[5] in COMMANDS, words
     assert ".ci" not in str(jobs["test"]) and jobs["test"]["script"] == ["./dev test"]
     tag_rules = str(jobs["release-nightly"]["rules"])
     assert "release-recommender-nightly-" in tag_rules
