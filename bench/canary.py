@@ -191,7 +191,7 @@ def plot(figures: dict[str, Any], results: list[TrialResult], path: Path, window
 def run_config(args: argparse.Namespace, settings: ReleaseSettings, table: NeighbourTable) -> dict[str, Any]:
     """What makes trial k of a scenario the same trial in two runs: the trial log's key (the neighbour
     table's catalogue and embedding model included: another index ranks differently)."""
-    return {"catalog_hash": table.catalog_hash, "table_model": table.model,
+    return {"catalog_hash": table.catalog_hash, "table_model": table.model, "films": len(table),
             "users": args.users, "requests_per_minute": args.requests_per_minute,
             "recommend_fraction": args.recommend_fraction, "history_films": args.history_films,
             "seed": args.seed, "rank": args.rank, "canary_weight": settings.canary_weight,
