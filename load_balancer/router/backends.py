@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from load_balancer.router.lb_metrics import LB_BACKEND_UP
@@ -73,16 +73,27 @@ class SessionPool:
 
 def fetch(pool: SessionPool, base_url: str, path: str, timeout_seconds: float,
           headers: dict[str, str] | None = None) -> BackendAnswer:
-    """GET `path` on the backend at `base_url` once; raise BackendFailure on timeout, refused connection
-    or a 5xx answer."""
-    try:
-        response = pool.get_path(base_url, path, timeout_seconds, headers)
-    except NewConnectionError as exc:  # a subclass of the timeout errors: test it first
-        raise BackendFailure("connect", str(exc)) from exc
-    except Urllib3Timeout as exc:
-        raise BackendFailure("timeout", str(exc)) from exc
-    except HTTPError as exc:
-        raise BackendFailure("connect", str(exc)) from exc
+    """GET `path` on the backend at `base_url`; raise BackendFailure on timeout, refused connection
+    or a 5xx answer.
+
+    A connection that breaks before any answer (the backend closed a kept-alive connection: a graceful
+    stop or restart of its container) is not the backend's answer: the GET, idempotent, is sent once
+    more on a fresh connection of the pool (as a reverse proxy's "next upstream on error" does), so a
+    redeploy that drains the old backend costs no failed request."""
+    for attempt in (1, 2):
+        try:
+            response = pool.get_path(base_url, path, timeout_seconds, headers)
+            break
+        except NewConnectionError as exc:  # a subclass of the timeout errors: test it first
+            raise BackendFailure("connect", str(exc)) from exc
+        except Urllib3Timeout as exc:
+            raise BackendFailure("timeout", str(exc)) from exc
+        except ProtocolError as exc:
+            if attempt == 2:
+                raise BackendFailure("connect", str(exc)) from exc
+            log.info("backend %s closed a connection before answering (%s): sent again", base_url, exc)
+        except HTTPError as exc:
+            raise BackendFailure("connect", str(exc)) from exc
     if response.status >= 500:
         raise BackendFailure("http_5xx", f"status {response.status}")
     return BackendAnswer(response.status, response.data,

@@ -26,7 +26,7 @@ def _install_allowed() -> bool:
     return os.environ.get("CI") == "true" or os.environ.get("MOVIEREC_INSTALL_CONTAINERS") == "1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     install = _install_allowed()
     if not install:
@@ -65,10 +65,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             engine.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(stack: Stack) -> Stack:
     """`docker-compose up -d`: returns once the bootstrap job has completed and the services run. One per
-    session: test_platform.py and, after it, test_release_pipelines.py use the same running platform."""
+    run of this folder: test_platform.py and, after it, test_release_pipelines.py use the same running
+    platform, torn down (with the engine) once the folder's tests are done, not kept up under the rest of the suite."""
     started = time.monotonic()
     try:
         stack.compose("up", "-d", timeout=1500)
