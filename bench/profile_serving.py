@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from db_utils.engine import upgrade_database
@@ -48,6 +49,14 @@ PARTS = (
 )
 
 
+def stacks(collapsed_lines: list[str]) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of each well-formed line of py-spy's collapsed output (`frame;frame;... count`)."""
+    for line in collapsed_lines:
+        stack, _, number = line.rstrip().rpartition(" ")
+        if stack and number.isdigit():
+            yield stack, int(number)
+
+
 def summarise(collapsed_lines: list[str]) -> dict[str, float]:
     """Share of samples per part of a request, from py-spy's collapsed stacks (`frame;frame;... count`).
 
@@ -56,11 +65,7 @@ def summarise(collapsed_lines: list[str]) -> dict[str, float]:
     """
     counts: Counter[str] = Counter()
     total = 0
-    for line in collapsed_lines:
-        stack, _, number = line.rstrip().rpartition(" ")
-        if not stack or not number.isdigit():
-            continue
-        samples = int(number)
+    for stack, samples in stacks(collapsed_lines):
         total += samples
         part = "other"
         for frame in reversed(stack.split(";")):
@@ -76,12 +81,9 @@ def top_frames(collapsed_lines: list[str], limit: int = 25) -> list[tuple[str, f
     """The functions with the most samples on their own (self time), as (function, % of samples)."""
     counts: Counter[str] = Counter()
     total = 0
-    for line in collapsed_lines:
-        stack, _, number = line.rstrip().rpartition(" ")
-        if not stack or not number.isdigit():
-            continue
-        total += int(number)
-        counts[re.sub(r":\d+\)", ")", stack.split(";")[-1])] += int(number)
+    for stack, samples in stacks(collapsed_lines):
+        total += samples
+        counts[re.sub(r":\d+\)", ")", stack.split(";")[-1])] += samples
     return [(frame, round(100.0 * n / total, 1)) for frame, n in counts.most_common(limit)] if total else []
 
 
