@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--router-workers", type=int, default=None, help="router workers (default: its settings)")
     parser.add_argument("--router-threads", type=int, default=None)
     parser.add_argument("--router-worker-class", default=None)
+    parser.add_argument("--record-as", default="lb", help="name of the run in reports/runs/ (comparisons)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-lb-") as tmp, postgres_schema_url() as url:
@@ -189,7 +190,7 @@ def main() -> int:
                 figures.update({"e2e_rate_rps": args.e2e_rate, "e2e_watched": args.e2e_size,
                                 "e2e_p99_ms": row["p99_ms"], "e2e_goal_met": met})
             figures["table"] = rows
-            record_run("lb", figures,
+            record_run(args.record_as, figures,
                        notes="Router overhead: the same load sent directly to inference and through the router "
                              f"(goal <= {ADDED_P99_GOAL_MS} ms added at p99 at 300 req/s); end to end: "
                              f"{args.e2e_rate:.0f} req/s through the router (goal p99 <= {E2E_P99_GOAL_MS} ms for "
