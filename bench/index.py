@@ -1,7 +1,7 @@
 """Full vector-index build of the real catalogue into a fresh data dir: time, CPU seconds, recall against fp32.
 
     python bench/index.py [--data-dir DIR (default: the tests' data dir)] [--films N]
-                          [--precision bf16|fp32 (default: INDEX_PRECISION, bf16)]
+                          [--precision bf16|fp32 (default: INDEX_PRECISION, auto)]
                           [--reference TABLE | --fp32-too]
 
 Copies the built catalogue (and its ML-1M ratings) from the data dir into a temporary one, then
@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=test_data_dir(), help="a data dir with a built catalogue")
     parser.add_argument("--films", type=int, default=0, help="only the first N films (0 = all)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
-                        help="model weights (default: INDEX_PRECISION, else bf16)")
+                        help="model weights (default: INDEX_PRECISION; auto: bf16 on CPUs with bfloat16 units)")
     parser.add_argument("--reference", type=Path, default=None,
                         help="an fp32 neighbour table (default: <data-dir>/index/neighbours.npz if fp32 built it)")
     parser.add_argument("--fp32-too", action="store_true", help="also build (and time) the fp32 reference here")

@@ -22,10 +22,42 @@ DEFAULT_BATCH_SIZE = 32
 MAX_SEQ_LENGTH = 128
 
 Precision = Literal["bf16", "fp32"]
+PrecisionSetting = Literal["auto", "bf16", "fp32"]
 # bf16 weights run the transformer on the CPU's bfloat16 units (AMX / AVX512-BF16): 3-4x fewer CPU seconds
 # than fp32 in single-thread trials here, 1.6x less embedding time in one build under heavy load; neighbour
 # table recall@20 against fp32 0.985 (bench/index.py, README "Measured speed"). Pooling stays fp32.
-DEFAULT_PRECISION: Precision = "bf16"
+# "auto" (the default) takes bf16 where the CPU has such units and fp32 elsewhere, where bf16 is emulated
+# and slower than fp32.
+DEFAULT_PRECISION: PrecisionSetting = "auto"
+# CPU feature flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: x86 AVX512-BF16 and AMX-BF16,
+# Arm's BF16 extension ("Features: ... bf16").
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(setting: PrecisionSetting, cpu_flags: frozenset[str]) -> Precision:
+    """The precision to embed with: an explicit bf16 / fp32 as set; "auto" bf16 when the CPU flags show
+    native bfloat16 units, else fp32."""
+    if setting == "auto":
+        return "bf16" if cpu_flags & BF16_CPU_FLAGS else "fp32"
+    return setting
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of /proc/cpuinfo's text ("flags" lines on x86, "Features" on Arm)."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """This machine's CPU feature flags; empty where /proc/cpuinfo is not readable (then "auto" is fp32)."""
+    try:
+        return parse_cpu_flags(path.read_text())
+    except OSError:
+        return frozenset()
 
 
 class ModelUnavailable(RuntimeError):

