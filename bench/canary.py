@@ -147,6 +147,10 @@ def end_to_end(trials: int) -> list[dict[str, Any]]:
         row["logged_minus_true"] = {arm: round(row["logged_hit_rate"][arm] - row["simulator_hit_rate"][arm], 4)
                                     for arm in ("main", "nightly")}
         rows.append(row)
+        if run.returncode != 0:  # a verdict was reported, but the test's own checks failed: say which
+            failed = [ln for ln in run.stdout.splitlines() if ln.startswith(("E ", "FAILED", "ERROR"))]
+            print(f"  end-to-end #{trial}: the test failed (pytest exit {run.returncode}):\n    "
+                  + "\n    ".join(failed[-15:] or run.stdout.splitlines()[-15:]))
         print(f"  end-to-end #{trial}: {row['decision']} ({wall / 60:.1f} min wall); hit rate logged vs simulator: "
               f"main {row['logged_hit_rate']['main']:.3f} vs {row['simulator_hit_rate']['main']:.3f}, "
               f"nightly {row['logged_hit_rate']['nightly']:.3f} vs {row['simulator_hit_rate']['nightly']:.3f}",
