@@ -202,7 +202,13 @@ def test_blend_nightly_is_promoted_over_a_weak_main_on_simulated_users(
 
         decided = wait_until(lambda: decision_of(pg_engine), timeout_seconds=DECISION_DEADLINE_SECONDS, interval=1)
         final = stack.admin("GET", "/backends")
-        after = requests.get(f"{stack.router_url}/recommend/3", timeout=5)
+        # Every router worker serves the promoted nightly as main within its state poll (LB_STATE_POLL_SECONDS,
+        # 1 s); until then a worker that did not take the admin call still answers it under the name "nightly".
+        def served_by_main() -> requests.Response | None:
+            answer = requests.get(f"{stack.router_url}/recommend/3", timeout=5)
+            return answer if answer.ok and answer.headers.get("X-Served-By") == "main" else None
+
+        after = wait_until(served_by_main, timeout_seconds=10, what="every router worker serving main", interval=0.25)
     finally:
         if simulator.poll() is None:
             simulator.send_signal(signal.SIGTERM)  # it prints its summary and exits
