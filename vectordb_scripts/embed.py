@@ -6,6 +6,7 @@ PyPI package (or an explicit local path). A missing model raises `ModelUnavailab
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -52,8 +53,10 @@ def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
     return frozenset(flags)
 
 
+@functools.cache
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """This machine's CPU feature flags; empty where /proc/cpuinfo is not readable (then "auto" is fp32)."""
+    """This machine's CPU feature flags, read once per process; empty where /proc/cpuinfo is not readable
+    (then "auto" is fp32)."""
     try:
         return parse_cpu_flags(path.read_text())
     except OSError:
