@@ -6,7 +6,6 @@ PyPI package (or an explicit local path). A missing model raises `ModelUnavailab
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import os
@@ -41,26 +40,6 @@ def resolve_precision(setting: PrecisionSetting, cpu_flags: frozenset[str]) -> P
     if setting == "auto":
         return "bf16" if cpu_flags & BF16_CPU_FLAGS else "fp32"
     return setting
-
-
-def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
-    """The feature flags of /proc/cpuinfo's text ("flags" lines on x86, "Features" on Arm)."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    return frozenset(flags)
-
-
-@functools.cache
-def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """This machine's CPU feature flags, read once per process; empty where /proc/cpuinfo is not readable
-    (then "auto" is fp32)."""
-    try:
-        return parse_cpu_flags(path.read_text())
-    except OSError:
-        return frozenset()
 
 
 class ModelUnavailable(RuntimeError):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from movierec.base.cpu import cpu_flags
 from movierec.base.settings import CommonSettings, EnvSettings, environment, nested_common, setting
 from vectordb_scripts import chroma
 from vectordb_scripts.embed import (
@@ -32,7 +33,6 @@ from vectordb_scripts.embed import (
     ModelUnavailable,
     Precision,
     PrecisionSetting,
-    cpu_flags,
     embed_texts,
     load_model,
     model_id,

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from movierec.base.cpu import cpu_description
+
 REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
 
 
@@ -23,8 +25,8 @@ def runs_dir() -> Path:
 
 def machine_facts() -> dict[str, Any]:
     load1, load5, _ = os.getloadavg()
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_1m": round(load1, 2), "loadavg_5m": round(load5, 2)}
+    return {"cpus": os.cpu_count(), "cpu": cpu_description(), "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_1m": round(load1, 2), "loadavg_5m": round(load5, 2)}
 
 
 def record_run(name: str, figures: dict[str, Any], *, notes: str = "") -> Path:

@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from movierec.base.cpu import cpu_flags, parse_cpu_flags
 from vectordb_scripts.embed import (
     EMBEDDING_DIM,
     ModelUnavailable,
-    cpu_flags,
     embed_texts,
     length_sorted_batches,
     load_model,
     model_id,
     movie_text,
-    parse_cpu_flags,
     resolve_model_path,
     resolve_precision,
     text_hash,
@@ -121,10 +120,6 @@ def test_auto_precision_is_bf16_only_with_bfloat16_units() -> None:
     # An explicit setting is kept whatever the CPU.
     assert resolve_precision("bf16", frozenset()) == "bf16"
     assert resolve_precision("fp32", parse_cpu_flags(X86_CPUINFO)) == "fp32"
-
-
-def test_unreadable_cpuinfo_gives_no_flags(tmp_path: Path) -> None:
-    assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
 def test_index_precision_setting_defaults_to_auto_and_rejects_others() -> None:
