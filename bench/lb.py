@@ -7,8 +7,11 @@ neighbour table of N films, users with histories in a fresh PostgreSQL schema (b
 bench/recommend.py), and the real router (gunicorn) in front of it. A separate load-generating
 process sends open-loop GET /recommend/<user> over keep-alive connections; latency counts from each
 request's scheduled time (no coordinated omission).
-1. Overhead: at `--rate` req/s (users with 1, 10 and 50 films), alternating direct and routed runs;
-   the difference of the percentiles is what the router adds (goal: p99 <= 2 ms at 300 req/s).
+1. Overhead: at `--rate` req/s (users with 1, 10 and 50 films), `--pairs` pairs of short segments
+   (`--pair-seconds`), direct and routed in random order within each pair, so that the VM's slow
+   periods fall on both arms alike. What the router adds is the difference of the pooled percentiles
+   (goal: p99 <= 2 ms at 300 req/s), with a 95 % bootstrap interval over pairs and the median of the
+   per-pair differences beside it (movierec.base.benchstats).
 2. End to end: `--e2e-rate` req/s through the router for users with `--e2e-size` watched films
    (goal: p99 <= 25 ms at 600 req/s for 50-film users).
 Each run also reports the CPU time per request of the router, inference, PostgreSQL and the load
@@ -22,10 +25,12 @@ import asyncio
 import importlib.util
 import multiprocessing
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ import numpy as np
 
 from db_utils.engine import upgrade_database
 from movierec.base.benchlog import record_run
+from movierec.base.benchstats import paired_percentile_difference
 from movierec.base.ports import free_port, wait_for_port
 from movierec.base.scratch import postgres_schema_url
 
@@ -45,22 +51,34 @@ ADDED_P99_GOAL_MS = 2.0
 E2E_P99_GOAL_MS = 25.0
 
 
-def _load(port: int, users: list[int], rate: float, seconds: float, out: multiprocessing.Queue) -> None:
-    started = time.process_time()
-    latencies, errors, elapsed = asyncio.run(recommend.run_rate(port, users, rate, seconds, connections=32))
-    out.put((latencies, errors, elapsed, time.process_time() - started))
+def _serve_loads(connection: Any) -> None:
+    """The load-generating process: runs each (port, users, rate, seconds) it is sent, until None."""
+    while (job := connection.recv()) is not None:
+        port, users, rate, seconds = job
+        started = time.process_time()
+        latencies, errors, elapsed = asyncio.run(recommend.run_rate(port, users, rate, seconds, connections=32))
+        connection.send((latencies, errors, elapsed, time.process_time() - started))
 
 
-def load_from_another_process(port: int, users: list[int], rate: float, seconds: float
-                              ) -> tuple[list[float], int, float, float]:
-    """(latencies, errors, elapsed, the load generator's own CPU seconds) of one open-loop run."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_load, args=(port, users, rate, seconds, queue))
-    process.start()
-    result = queue.get(timeout=seconds + 120)
-    process.join(timeout=30)
-    return result
+class LoadGenerator:
+    """One separate process that sends the open-loop runs (its imports and start-up paid once)."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_loads, args=(child,), daemon=True)
+        self._process.start()
+
+    def run(self, port: int, users: list[int], rate: float, seconds: float) -> tuple[list[float], int, float, float]:
+        """(latencies, errors, elapsed, the load generator's own CPU seconds) of one open-loop run."""
+        self._connection.send((port, users, rate, seconds))
+        if not self._connection.poll(seconds + 120):
+            raise TimeoutError(f"the load generator did not finish a {seconds} s run")
+        return self._connection.recv()
+
+    def close(self) -> None:
+        self._connection.send(None)
+        self._process.join(timeout=30)
 
 
 def start(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -70,27 +88,40 @@ def start(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> su
     return process
 
 
-def one_run(name: str, port: int, users: list[int], rate: float, seconds: float,
-            router: subprocess.Popen[bytes], inference: subprocess.Popen[bytes], url: str) -> dict[str, Any]:
-    """One open-loop run with the CPU per request of every party."""
-    parties = {"router": recommend._tree(router.pid), "inference": recommend._tree(inference.pid),
-               "db": recommend.database_backends(inference, url)}
+@dataclass
+class Segment:
+    """One open-loop run: latencies (s) and the CPU seconds every party spent meanwhile."""
+
+    latencies: list[float]
+    errors: int
+    elapsed: float
+    cpu_seconds: dict[str, float]
+
+
+def measure(loadgen: LoadGenerator, port: int, users: list[int], rate: float, seconds: float,
+            parties: dict[str, list[Any]]) -> Segment:
     before = {k: recommend.cpu_seconds(v) for k, v in parties.items()}
-    latencies, errors, elapsed, loadgen_cpu = load_from_another_process(port, users, rate, seconds)
+    latencies, errors, elapsed, loadgen_cpu = loadgen.run(port, users, rate, seconds)
+    spent = {k: recommend.cpu_seconds(v) - before[k] for k, v in parties.items()}
+    return Segment(latencies, errors, elapsed, {**spent, "loadgen": loadgen_cpu})
+
+
+def summarise(name: str, rate: float, segments: list[Segment]) -> dict[str, Any]:
+    """One table row for the segments of one arm: pooled percentiles and CPU per request of every party."""
+    latencies = [x for segment in segments for x in segment.latencies]
     served = max(len(latencies), 1)
     ms = np.array(latencies) * 1000.0
     row: dict[str, Any] = {"scenario": name, "rate": rate, "requests": len(latencies),
-                           "achieved_rps": round(len(latencies) / elapsed, 1), "errors": errors,
+                           "achieved_rps": round(len(latencies) / sum(s.elapsed for s in segments), 1),
+                           "errors": sum(s.errors for s in segments),
                            "p50_ms": round(float(np.percentile(ms, 50)), 2),
                            "p90_ms": round(float(np.percentile(ms, 90)), 2),
                            "p99_ms": round(float(np.percentile(ms, 99)), 2)}
-    for party, processes in parties.items():
-        spent = recommend.cpu_seconds(processes) - before[party]
-        row[f"{party}_cpu_ms_per_req"] = round(spent * 1000.0 / served, 3) if name != "direct" or party != "router" \
-            else None
-    row["loadgen_cpu_ms_per_req"] = round(loadgen_cpu * 1000.0 / served, 3)
+    for party in ("router", "inference", "db", "loadgen"):
+        spent = sum(s.cpu_seconds[party] for s in segments)
+        row[f"{party}_cpu_ms_per_req"] = None if name == "direct" and party == "router" \
+            else round(spent * 1000.0 / served, 3)
     row["loadavg_1m"] = round(os.getloadavg()[0], 2)
-    row["_latencies"] = latencies
     return row
 
 
@@ -108,8 +139,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="rate of the overhead runs (0: skip them)")
     parser.add_argument("--e2e-rate", type=float, default=600.0, help="rate of the end-to-end run (0: skip it)")
     parser.add_argument("--e2e-size", type=int, default=50, help="watched films of the end-to-end run's users")
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
-    parser.add_argument("--rounds", type=int, default=2, help="direct/routed pairs")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of the end-to-end run")
+    parser.add_argument("--pairs", type=int, default=20, help="direct/routed pairs of the overhead runs")
+    parser.add_argument("--pair-seconds", type=float, default=3.0, help="duration of each segment of a pair")
     parser.add_argument("--workers", type=int, default=None, help="inference workers (default: its settings)")
     parser.add_argument("--threads", type=int, default=None, help="inference threads per worker")
     parser.add_argument("--worker-class", default=None, help="inference gunicorn worker class")
@@ -158,30 +190,52 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.2f}")
         figures: dict[str, Any] = {"films": len(table)}
         rows: list[dict[str, Any]] = []
+        loadgen = LoadGenerator()
         try:
             for port in (inference_port, router_port):  # warm up both paths
                 asyncio.run(recommend.warm_up(port, users))
+            # After the warm-up: inference's database connections (and gunicorn's workers) exist by now.
+            parties = {"router": recommend._tree(router.pid), "inference": recommend._tree(inference.pid),
+                       "db": recommend.database_backends(inference, url)}
             if args.rate:
-                merged: dict[str, list[float]] = {"direct": [], "router": []}
-                for _ in range(args.rounds):
-                    for name, port in (("direct", inference_port), ("router", router_port)):
-                        row = one_run(name, port, users, args.rate, args.seconds, router, inference, url)
-                        _print(row)
-                        merged[name] += row.pop("_latencies")
-                        rows.append(row)
-                        time.sleep(1)
-                pct = {name: [float(np.percentile(np.array(lat) * 1000.0, q)) for q in (50, 90, 99)]
-                       for name, lat in merged.items()}
-                added = [r - d for r, d in zip(pct["router"], pct["direct"], strict=True)]
-                print(f"added by the router at {args.rate:.0f} req/s: p50 {added[0]:.2f} ms, p90 {added[1]:.2f} ms, "
-                      f"p99 {added[2]:.2f} ms (goal p99 <= {ADDED_P99_GOAL_MS} ms)")
-                figures.update({"rate_rps": args.rate, "added_p50_ms": round(added[0], 2),
-                                "added_p99_ms": round(added[2], 2),
-                                "added_p99_goal_met": added[2] <= ADDED_P99_GOAL_MS})
+                order_rng = random.Random(7)
+                arms: dict[str, list[Segment]] = {"direct": [], "router": []}
+                targets = {"direct": inference_port, "router": router_port}
+                for i in range(args.pairs):
+                    order = ["direct", "router"]
+                    order_rng.shuffle(order)
+                    for name in order:
+                        arms[name].append(measure(loadgen, targets[name], users, args.rate, args.pair_seconds,
+                                                  parties))
+                    pair_p99 = {name: float(np.percentile(np.array(arms[name][-1].latencies) * 1000.0, 99))
+                                for name in arms}
+                    print(f"  pair {i + 1:>2}/{args.pairs} ({order[0]} first): p99 direct {pair_p99['direct']:.2f} "
+                          f"ms, routed {pair_p99['router']:.2f} ms", flush=True)
+                for name, segments in arms.items():
+                    row = summarise(name, args.rate, segments)
+                    _print(row)
+                    rows.append(row)
+                direct_ms = [np.array(s.latencies) * 1000.0 for s in arms["direct"]]
+                routed_ms = [np.array(s.latencies) * 1000.0 for s in arms["router"]]
+                p50 = paired_percentile_difference(direct_ms, routed_ms, q=50.0)
+                p99 = paired_percentile_difference(direct_ms, routed_ms, q=99.0)
+                verdict = p99.verdict(ADDED_P99_GOAL_MS)
+                print(f"added by the router at {args.rate:.0f} req/s, {args.pairs} pairs of {args.pair_seconds:g} s: "
+                      f"p50 {p50.added_ms:.2f} ms, p99 {p99.added_ms:.2f} ms (95 % interval {p99.ci_low_ms:.2f} to "
+                      f"{p99.ci_high_ms:.2f}; median of the pairs' p99 differences {p99.median_pair_added_ms:.2f}) "
+                      f"(goal p99 <= {ADDED_P99_GOAL_MS} ms: {verdict}, judged by the whole interval)")
+                figures.update({"rate_rps": args.rate, "pairs": args.pairs, "pair_seconds": args.pair_seconds,
+                                "added_p50_ms": round(p50.added_ms, 2), "added_p99_ms": round(p99.added_ms, 2),
+                                "added_p99_ci95_ms": [round(p99.ci_low_ms, 2), round(p99.ci_high_ms, 2)],
+                                "added_p99_median_of_pairs_ms": round(p99.median_pair_added_ms, 2),
+                                "added_p99_goal": verdict,
+                                "pair_p99_ms_direct_routed": [
+                                    [round(float(np.percentile(d, 99)), 1), round(float(np.percentile(r, 99)), 1)]
+                                    for d, r in zip(direct_ms, routed_ms, strict=True)]})
             if args.e2e_rate:
-                row = one_run(f"e2e-{args.e2e_size}", router_port, by_size[args.e2e_size], args.e2e_rate,
-                              args.seconds, router, inference, url)
-                row.pop("_latencies")
+                row = summarise(f"e2e-{args.e2e_size}", args.e2e_rate,
+                                [measure(loadgen, router_port, by_size[args.e2e_size], args.e2e_rate, args.seconds,
+                                         parties)])
                 _print(row)
                 rows.append(row)
                 met = row["p99_ms"] <= E2E_P99_GOAL_MS and row["errors"] == 0
@@ -198,6 +252,7 @@ def main() -> int:
                              "workers, db = the PostgreSQL backends of inference's connections, loadgen = the "
                              "load-generating process. loadavg_1m: the machine's load while the run ran.")
         finally:
+            loadgen.close()
             for process in reversed(processes):
                 recommend.stop(process, 20)
     return 0
