@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.11,<2",
     "flask>=3.0,<4",
     "gunicorn>=23,<24",
+    "httptools>=0.6,<1",  # the router's forward: llhttp's HTTP/1.1 parser (load_balancer/router/backends.py)
     "prometheus-client>=0.20,<1",
     "requests>=2.31,<3",
     "python-crontab>=3.0,<4",

@@ -42,7 +42,7 @@ PARTS = (
     ("history query", ("inference/history.py", "db_utils/queries.py")),
     ("ranking", ("inference/recommender.py", "inference/ranking.py")),
     ("metrics", ("prometheus_client/", "movierec/base/metrics.py")),
-    ("forwarding (urllib3)", ("urllib3/", "http/client.py")),
+    ("forwarding", ("load_balancer/router/backends.py", "urllib3/", "http/client.py")),
     ("view", ("inference/app.py", "load_balancer/router/app.py", "inference/service.py")),
     ("flask + werkzeug", ("flask/", "werkzeug/")),
     ("gunicorn", ("gunicorn/", "concurrent/futures", "selectors.py")),

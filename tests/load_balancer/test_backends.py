@@ -72,3 +72,91 @@ def test_a_backend_that_never_answers_fails_after_one_more_try() -> None:
         fetch(pool, url, "/recommend/1", 5.0)
     assert failure.value.kind == "connect"
     assert seen == {"connections": 2, "requests": 2}
+
+
+@contextmanager
+def scripted_backend(answer: bytes | None) -> Iterator[tuple[str, dict[str, int], list[bytes]]]:
+    """An HTTP/1.1 server that sends `answer` to every request (None: never answers), keeping the
+    connection open unless the answer says `Connection: close`; it records the requests' heads."""
+    seen = {"connections": 0}
+    heads: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            buffered = b""
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    buffered += chunk
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                heads.append(head)
+                if answer is None:
+                    continue
+                conn.sendall(answer)
+                if b"Connection: close" in answer:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            seen["connections"] += 1
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen, heads
+    finally:
+        listener.close()
+
+
+def test_answers_come_back_on_one_kept_alive_connection_with_the_forwarded_headers() -> None:
+    pool = SessionPool(pool_size=2)
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Model-Version: v7\r\nContent-Length: 3\r\n\r\n1 2")
+    with scripted_backend(answer) as (url, seen, heads):
+        answers = [fetch(pool, url + "/prefix/", f"/recommend/{i}", 5.0, headers={"Accept": "text/plain"})
+                   for i in range(3)]
+    assert [(a.status, a.body, a.content_type, a.model_version) for a in answers] == [(200, b"1 2", "text/plain",
+                                                                                         "v7")] * 3
+    assert seen["connections"] == 1
+    assert heads[0].startswith(b"GET /prefix/recommend/0 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nAccept: text/plain" in heads[0]
+
+
+def test_a_chunked_answer_that_closes_its_connection_is_read_whole_and_not_reused() -> None:
+    pool = SessionPool(pool_size=2)
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+              b"Connection: close\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n")
+    with scripted_backend(answer) as (url, seen, _):
+        bodies = [fetch(pool, url, "/recommend/1", 5.0).body for _ in range(2)]
+    assert bodies == [b'{"a": 1}'] * 2
+    assert seen["connections"] == 2
+
+
+def test_a_5xx_a_silent_backend_and_a_refused_connection_fail_by_kind() -> None:
+    pool = SessionPool(pool_size=1)
+    with scripted_backend(b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n") as (url, _, _), \
+            pytest.raises(BackendFailure) as failure:
+        fetch(pool, url, "/recommend/1", 5.0)
+    assert failure.value.kind == "http_5xx"
+    with scripted_backend(None) as (url, _, _), pytest.raises(BackendFailure) as failure:
+        fetch(pool, url, "/recommend/1", 0.2)
+    assert failure.value.kind == "timeout"
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(BackendFailure) as failure:
+        fetch(pool, f"http://127.0.0.1:{port}", "/recommend/1", 1.0)
+    assert failure.value.kind == "connect"
+
+
+def test_a_header_value_that_would_split_the_request_is_not_sent() -> None:
+    pool = SessionPool(pool_size=1)
+    with scripted_backend(ANSWER) as (url, _, heads):
+        fetch(pool, url, "/recommend/1", 5.0, headers={"Accept": "text/plain\r\nX-Evil: 1"})
+    assert b"X-Evil" not in heads[0]
