@@ -85,6 +85,7 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, default=None,
                         help="an fp32 neighbour table (default: <data-dir>/index/neighbours.npz if fp32 built it)")
     parser.add_argument("--fp32-too", action="store_true", help="also build (and time) the fp32 reference here")
+    parser.add_argument("--record-as", default="index", help="name of the run in reports/runs/ (another machine)")
     args = parser.parse_args()
     precision = args.precision or IndexSettings.from_env({**os.environ}).precision
     row, table = build(args.data_dir, args.films, precision)
@@ -104,12 +105,12 @@ def main() -> int:
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"recall@{CONTENT_K} of the {precision} neighbour table against fp32: {row['recall_at_20_vs_fp32']}; "
           f"peak RSS {peak_mb:.0f} MB")
-    record_run("index", {"films": row["films"], "precision": precision, "wall_seconds": row["wall_s"],
-                         "cpu_seconds": row["cpu_s"], "embed_seconds": row["embed_s"],
-                         "films_per_second": row["films_per_s"],
-                         "recall_at_20_vs_fp32": row["recall_at_20_vs_fp32"],
-                         "chroma_recall_at_20": row["chroma_recall_at_20"], "peak_rss_mb": round(peak_mb),
-                         "table": rows},
+    record_run(args.record_as, {"films": row["films"], "precision": precision, "wall_seconds": row["wall_s"],
+                                "cpu_seconds": row["cpu_s"], "embed_seconds": row["embed_s"],
+                                "films_per_second": row["films_per_s"],
+                                "recall_at_20_vs_fp32": row["recall_at_20_vs_fp32"],
+                                "chroma_recall_at_20": row["chroma_recall_at_20"], "peak_rss_mb": round(peak_mb),
+                                "table": rows},
                notes="First build (every film embedded) with the default precision; goal: under 2 minutes on "
                      "2 cores with recall@20 against the fp32 model's neighbour table >= 0.95. The load "
                      "columns are the 1-minute load average before and after each build (other work shares "

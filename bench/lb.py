@@ -245,7 +245,10 @@ def main() -> int:
                                 "e2e_p99_ms": row["p99_ms"], "e2e_goal_met": met})
             figures["table"] = rows
             record_run(args.record_as, figures,
-                       notes="Router overhead: the same load sent directly to inference and through the router "
+                       notes="Router overhead: the same load sent directly to inference and through the router in "
+                             "interleaved pairs of short segments (random order within a pair); added = difference "
+                             "of the pooled percentiles, its 95 % interval from a bootstrap over pairs, the goal "
+                             "judged by the whole interval "
                              f"(goal <= {ADDED_P99_GOAL_MS} ms added at p99 at 300 req/s); end to end: "
                              f"{args.e2e_rate:.0f} req/s through the router (goal p99 <= {E2E_P99_GOAL_MS} ms for "
                              "50-film users). CPU per request from /proc: router and inference = gunicorn master + "

@@ -19,6 +19,8 @@ LATENCY_COLUMNS = ("p50_ms", "p99_ms")
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):  # before int: True is an int
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):

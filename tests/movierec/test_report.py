@@ -28,3 +28,9 @@ def test_markdown_table_merges_columns() -> None:
     table = report.markdown_table([{"a": 1}, {"a": 2, "b": "x"}])
     assert table.splitlines()[0] == "| a | b |"
     assert table.splitlines()[-1] == "| 2 | x |"
+
+
+def test_booleans_read_as_yes_and_no_not_as_numbers() -> None:
+    from movierec.report import markdown_table
+
+    assert markdown_table([{"goal_met": True, "other": False, "n": 1}]).splitlines()[-1] == "| yes | no | 1 |"
