@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -14,6 +14,21 @@ from load_balancer.router.backends import BackendFailure, SessionPool, fetch
 BODY = b'{"ok": true}'
 ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
           b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+
+def accept_in_background(listener: socket.socket, serve: Callable[[socket.socket], None], seen: dict[str, int]) -> None:
+    """Accept connections until the listener closes, counting them in `seen` and serving each in a thread."""
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            seen["connections"] += 1
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
 
 
 @contextmanager
@@ -40,16 +55,7 @@ def closing_backend(answers_per_connection: int) -> Iterator[tuple[str, dict[str
                 conn.sendall(ANSWER)
                 answered += 1
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            seen["connections"] += 1
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    accept_in_background(listener, serve, seen)
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
     finally:
@@ -99,16 +105,7 @@ def scripted_backend(answer: bytes | None) -> Iterator[tuple[str, dict[str, int]
                 if b"Connection: close" in answer:
                     return
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            seen["connections"] += 1
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    accept_in_background(listener, serve, seen)
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen, heads
     finally:
