@@ -91,7 +91,7 @@ class _PlainHttpBackend:
 
     def __init__(self, host: str, port: int, prefix: str, max_idle: int) -> None:
         self._address = (host, port)
-        self._head = f"Host: {host}:{port}\r\n".encode()
+        self._head = f"Host: {f'[{host}]' if ':' in host else host}:{port}\r\n".encode()  # IPv6 in brackets
         self._prefix = prefix
         self._max_idle = max_idle
         self._idle: list[socket.socket] = []
@@ -106,6 +106,13 @@ class _PlainHttpBackend:
             raise BackendFailure("connect", f"connecting to {self._address[0]}:{self._address[1]}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
+
+    def close(self) -> None:
+        """Close the idle connections (the backend left the router's state)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
 
     def _release(self, sock: socket.socket) -> None:
         with self._lock:
@@ -173,9 +180,13 @@ class SessionPool:
     restarted or drained it), failures raised as BackendFailure (connect / timeout).
     """
 
+    # Backends remembered (with their idle connections) at once: main, nightly and the ones just replaced;
+    # each release brings a new URL, so the oldest is dropped and its connections closed.
+    MAX_BACKENDS = 8
+
     def __init__(self, pool_size: int = 16) -> None:
         self._pool_size = pool_size
-        self._plain: dict[str, _PlainHttpBackend] = {}
+        self._plain: dict[str, _PlainHttpBackend] = {}  # in the order first used
         self._manager: urllib3.PoolManager | None = None
         self._timeouts: dict[float, urllib3.Timeout] = {}
 
@@ -187,8 +198,11 @@ class SessionPool:
             parts = urlsplit(base_url)
             if parts.scheme != "http":
                 return self._get_tls(base_url, path, timeout_seconds, headers)
-            backend = self._plain[base_url] = _PlainHttpBackend(
-                parts.hostname or "127.0.0.1", parts.port or 80, parts.path.rstrip("/"), self._pool_size)
+            backend = _PlainHttpBackend(parts.hostname or "127.0.0.1", parts.port or 80, parts.path.rstrip("/"),
+                                        self._pool_size)
+            while len(self._plain) >= self.MAX_BACKENDS:
+                self._plain.pop(next(iter(self._plain))).close()
+            self._plain[base_url] = backend
         return backend.get(path, timeout_seconds, headers)
 
     def _get_tls(self, base_url: str, path: str, timeout_seconds: float,

@@ -157,3 +157,16 @@ def test_a_header_value_that_would_split_the_request_is_not_sent() -> None:
     with scripted_backend(ANSWER) as (url, _, heads):
         fetch(pool, url, "/recommend/1", 5.0, headers={"Accept": "text/plain\r\nX-Evil: 1"})
     assert b"X-Evil" not in heads[0]
+
+
+def test_backends_that_left_have_their_idle_connections_closed() -> None:
+    pool = SessionPool(pool_size=1)
+    with scripted_backend(ANSWER) as (url, seen, _):
+        urls = [f"{url}/v{i}" for i in range(SessionPool.MAX_BACKENDS + 1)]  # one backend per release URL
+        for backend_url in urls:
+            fetch(pool, backend_url, "/recommend/1", 5.0)
+        assert seen["connections"] == SessionPool.MAX_BACKENDS + 1
+        fetch(pool, urls[-1], "/recommend/1", 5.0)  # the newest keeps its kept-alive connection
+        assert seen["connections"] == SessionPool.MAX_BACKENDS + 1
+        fetch(pool, urls[0], "/recommend/1", 5.0)  # the oldest was dropped: a new connection
+        assert seen["connections"] == SessionPool.MAX_BACKENDS + 2
