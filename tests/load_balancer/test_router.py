@@ -19,8 +19,11 @@ def db_url(db_engine: Engine) -> str:
 def test_routes_sticky_users_by_weight_with_headers(db_url, data_dir, start_backend, start_router) -> None:
     main, main_server = start_backend("main-v1")
     nightly, nightly_server = start_backend("nightly-v2")
+    # A generous backend timeout: this test is about stickiness, and a stall of the in-process test backend
+    # under CI load past the default 0.3 s would rightly reroute that user to main (the timeout has its own test).
     _, router = start_router(router_settings(db_url, data_dir, LB_MAIN_URL=main_server.url,
-                                             LB_NIGHTLY_URL=nightly_server.url, LB_CANARY_WEIGHT=0.2))
+                                             LB_NIGHTLY_URL=nightly_server.url, LB_CANARY_WEIGHT=0.2,
+                                             LB_BACKEND_TIMEOUT_SECONDS=5))
     session = requests.Session()
     served: dict[int, str] = {}
     for user in range(1, 401):

@@ -185,6 +185,27 @@ def live_stack(directory: Path) -> Iterator[LiveStack]:
         stack.stop()
 
 
+def served_fallbacks(url: str, reason: str) -> float:
+    """What a running inference service counts itself (its own /metrics, not Prometheus): fallbacks by reason."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "movierec_recommend_fallbacks_total" and sample.labels.get("reason") == reason)
+
+
+def wait_until_served(stack: LiveStack, name: str, reason: str, timeout_seconds: float) -> None:
+    """Let traffic run until the service `name` has answered at least one request from its fallback for
+    `reason` (on a slow machine the simulator's few recommendation requests may not reach a canary at 50 %
+    within a fixed wait); a dead service fails the wait with its log."""
+    deadline = time.monotonic() + timeout_seconds
+    while served_fallbacks(stack.services[name].url, reason) == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} answered no request from its {reason} fallback in {timeout_seconds} s")
+        wait_for_traffic(stack, 1)
+
+
 def wait_for_traffic(stack: LiveStack, seconds: float) -> None:
     """Let the services work while Prometheus scrapes; a dead service fails the wait with its log."""
     deadline = time.monotonic() + seconds

@@ -16,7 +16,14 @@ import pytest
 import requests
 
 from monitoring.panels import load_dashboard, metric_names
-from tests.monitoring.live_stack import LiveStack, live_stack, produce_garbage, rollback_nightly, wait_for_traffic
+from tests.monitoring.live_stack import (
+    LiveStack,
+    live_stack,
+    produce_garbage,
+    rollback_nightly,
+    wait_for_traffic,
+    wait_until_served,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # which service exports each metric family (the contract in the common brief)
@@ -63,7 +70,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> LiveStack:
             # the online evaluation needs served requests followed by watches: let the simulator work first
             wait_for_traffic(running, 20)
             if "inference-nightly" in running.services:
-                # an outage of the canary: the router sees connect errors and retries on main
+                # the nightly (database unreachable) has answered from its fallback at least once...
+                wait_until_served(running, "inference-nightly", "database", 120)
+                # ...then an outage of the canary: the router sees connect errors and retries on main
                 running.stop_service("inference-nightly")
                 wait_for_traffic(running, 5)
             rollback_nightly(running)
