@@ -72,6 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> LiveStack:
             if "inference-nightly" in running.services:
                 # the nightly (database unreachable) has answered from its fallback at least once...
                 wait_until_served(running, "inference-nightly", "database", 120)
+                wait_for_traffic(running, 3)  # Prometheus scrapes every second: let it see that count
                 # ...then an outage of the canary: the router sees connect errors and retries on main
                 running.stop_service("inference-nightly")
                 wait_for_traffic(running, 5)
