@@ -1,4 +1,5 @@
-"""Test helpers: polling until a condition holds, a TCP relay that can be cut (real outages).
+"""Test helpers: polling until a condition holds, a TCP relay that can be cut (real outages), reading
+one value out of a Prometheus exposition.
 
 Ports, the broker and the scratch data live in production modules (movierec.base.ports, .broker,
 .scratch), which the benchmarks use too; nothing here is a mock.
@@ -102,3 +103,11 @@ class TcpProxy:
         from sqlalchemy.engine import make_url
 
         return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of the first sample of `name` carrying `labels` in a Prometheus text exposition (0 if none)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

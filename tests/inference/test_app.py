@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from movierec.base.ports import free_port
 from tests.inference.conftest import add_history
 from tests.inference.small_catalog import CLUSTERS, FILMS
+from tests.support import metric_value
 from vectordb_scripts.table import load_table
 
 ALL_IDS = {f[0] for f in FILMS}
@@ -125,13 +126,6 @@ def test_format_chooses_the_answer_and_anything_else_is_400(make_client: Callabl
 
 def test_largest_valid_user_id_is_accepted(make_client: Callable[..., Any]) -> None:
     assert make_client().get(f"/recommend/{2**63 - 1}").status_code == 200  # db_utils.ids: BIGINT
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_database_down_answers_fallback_and_counts_it(make_client: Callable[..., Any]) -> None:

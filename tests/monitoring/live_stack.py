@@ -23,6 +23,7 @@ from monitoring.local import MonitoringProcess, start_prometheus, write_local_co
 from movierec.base.broker import Broker, start_broker
 from movierec.base.ports import free_port
 from tests.monitoring.conftest import LiveProcess, start_movierec
+from tests.support import metric_value
 
 ADMIN_TOKEN = "monitoring-test-token"
 UNREACHABLE_DATABASE = "postgresql+psycopg2://movierec@127.0.0.1:1/movierec"
@@ -187,12 +188,8 @@ def live_stack(directory: Path) -> Iterator[LiveStack]:
 
 def served_fallbacks(url: str, reason: str) -> float:
     """What a running inference service counts itself (its own /metrics, not Prometheus): fallbacks by reason."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = requests.get(f"{url}/metrics", timeout=5).text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == "movierec_recommend_fallbacks_total" and sample.labels.get("reason") == reason)
+    return metric_value(requests.get(f"{url}/metrics", timeout=5).text, "movierec_recommend_fallbacks_total",
+                        reason=reason)
 
 
 def wait_until_served(stack: LiveStack, name: str, reason: str, timeout_seconds: float) -> None:
