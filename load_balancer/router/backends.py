@@ -80,6 +80,15 @@ class _Broken(Exception):
     """The connection ended before a whole answer (closed, reset, or not HTTP): worth one fresh try."""
 
 
+def resolve(host: str, port: int) -> list[tuple[int, tuple]]:
+    """The (family, socket address) pairs `host` resolves to, in the resolver's order."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:  # socket.gaierror: the name is unknown (a container not yet, or no longer, there)
+        raise BackendFailure("connect", f"resolving {host}: {exc}") from exc
+    return [(family, address) for family, _, _, _, address in infos]
+
+
 class _PlainHttpBackend:
     """Keep-alive HTTP/1.1 connections to one `http://` backend, parsed by httptools (llhttp, in C).
 
@@ -97,13 +106,17 @@ class _PlainHttpBackend:
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def _connect(self, timeout_seconds: float) -> socket.socket:
+    def _connect(self, family: int, address: tuple, timeout_seconds: float) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout_seconds)
         try:
-            sock = socket.create_connection(self._address, timeout=timeout_seconds)
+            sock.connect(address)
         except TimeoutError as exc:
-            raise BackendFailure("timeout", f"connecting to {self._address[0]}:{self._address[1]}: {exc}") from exc
+            sock.close()
+            raise BackendFailure("timeout", f"connecting to {address[0]}:{address[1]}: {exc}") from exc
         except OSError as exc:
-            raise BackendFailure("connect", f"connecting to {self._address[0]}:{self._address[1]}: {exc}") from exc
+            sock.close()
+            raise BackendFailure("connect", f"connecting to {address[0]}:{address[1]}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -125,27 +138,50 @@ class _PlainHttpBackend:
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items()
                         if "\r" not in value and "\n" not in value)
         request = f"GET {self._prefix}{path} HTTP/1.1\r\n".encode() + self._head + extra.encode("latin-1") + b"\r\n"
-        for attempt in (1, 2):
-            with self._lock:
-                sock = self._idle.pop() if self._idle and attempt == 1 else None
-            if sock is None:
-                sock = self._connect(timeout_seconds)
+        where = f"{self._address[0]}:{self._address[1]}"
+        with self._lock:
+            sock = self._idle.pop() if self._idle else None
+        if sock is not None:
             try:
                 return self._exchange(sock, request, timeout_seconds)
             except _Broken as exc:
                 sock.close()
-                if attempt == 2:
-                    raise BackendFailure("connect", f"{self._address[0]}:{self._address[1]}: {exc}") from exc
-                log.info("backend %s:%s closed a connection before answering (%s): sent again",
-                         *self._address, exc)
+                log.info("backend %s closed a kept-alive connection before answering (%s): sent again", where, exc)
             except TimeoutError as exc:
                 sock.close()
-                raise BackendFailure("timeout", f"{self._address[0]}:{self._address[1]}: no answer in "
-                                                f"{timeout_seconds} s") from exc
+                raise BackendFailure("timeout", f"{where}: no answer in {timeout_seconds} s") from exc
             except BaseException:
                 sock.close()
                 raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Fresh connections: each address the name resolves to, in the resolver's order, until one answers
+        # (a service scaled to two containers during a redeploy has both; the old one may still accept
+        # connections it will close unanswered while it drains). Two tries at least, as for one address.
+        addresses = resolve(*self._address)
+        if sock is None and len(addresses) == 1:
+            addresses = addresses * 2
+        failure: BackendFailure | None = None
+        for family, address in addresses:
+            try:
+                fresh = self._connect(family, address, timeout_seconds)
+            except BackendFailure as exc:
+                if exc.kind == "timeout":
+                    raise
+                failure = exc
+                continue
+            try:
+                return self._exchange(fresh, request, timeout_seconds)
+            except _Broken as exc:
+                fresh.close()
+                failure = BackendFailure("connect", f"{address[0]}:{address[1]}: {exc}")
+                log.info("backend %s at %s closed a fresh connection before answering (%s)", where, address[0], exc)
+            except TimeoutError as exc:
+                fresh.close()
+                raise BackendFailure("timeout", f"{where}: no answer in {timeout_seconds} s") from exc
+            except BaseException:
+                fresh.close()
+                raise
+        assert failure is not None
+        raise failure
 
     def _exchange(self, sock: socket.socket, request: bytes, timeout_seconds: float) -> RawAnswer:
         reader = _AnswerReader()

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from load_balancer.router import backends
 from load_balancer.router.backends import BackendFailure, SessionPool, fetch
 
 BODY = b'{"ok": true}'
@@ -32,11 +33,12 @@ def accept_in_background(listener: socket.socket, serve: Callable[[socket.socket
 
 
 @contextmanager
-def closing_backend(answers_per_connection: int) -> Iterator[tuple[str, dict[str, int]]]:
+def closing_backend(answers_per_connection: int,
+                    address: tuple[str, int] = ("127.0.0.1", 0)) -> Iterator[tuple[str, dict[str, int]]]:
     """An HTTP/1.1 server that answers `answers_per_connection` requests on a connection, then reads the
     next request and closes without answering (as a backend draining on a graceful stop does)."""
     seen = {"connections": 0, "requests": 0}
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server(address)
     stop = threading.Event()
 
     def serve(conn: socket.socket) -> None:
@@ -57,7 +59,7 @@ def closing_backend(answers_per_connection: int) -> Iterator[tuple[str, dict[str
 
     accept_in_background(listener, serve, seen)
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+        yield f"http://{address[0]}:{listener.getsockname()[1]}", seen
     finally:
         stop.set()
         listener.close()
@@ -78,6 +80,33 @@ def test_a_backend_that_never_answers_fails_after_one_more_try() -> None:
         fetch(pool, url, "/recommend/1", 5.0)
     assert failure.value.kind == "connect"
     assert seen == {"connections": 2, "requests": 2}
+
+
+def test_a_name_with_two_addresses_is_answered_by_the_second_when_the_first_drains_or_refuses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service scaled to two containers during a redeploy: the name resolves to both, and the old one, first in
+    the resolver's answer, accepts connections it closes unanswered while it drains (or refuses them once its
+    listener is closed). The request is answered by the other, not failed."""
+    pool = SessionPool(pool_size=1)
+    with scripted_backend(ANSWER) as (url, new_seen, heads):
+        port = int(url.rsplit(":", 1)[1])
+        with closing_backend(0, ("127.0.0.2", port)) as (_, old_seen):
+            monkeypatch.setattr(backends, "resolve", lambda host, p: [(socket.AF_INET, ("127.0.0.2", p)),
+                                                                      (socket.AF_INET, ("127.0.0.1", p))])
+            answer = fetch(pool, f"http://inference-main:{port}", "/recommend/1", 5.0)
+        assert answer.status == 200 and answer.body == BODY
+        assert old_seen == {"connections": 1, "requests": 1} and new_seen["connections"] == 1
+        assert heads[0].startswith(b"GET /recommend/1 HTTP/1.1\r\nHost: inference-main:")
+        # The old one has stopped listening: refused, then the next address.
+        monkeypatch.setattr(backends, "resolve", lambda host, p: [(socket.AF_INET, ("127.0.0.3", p)),
+                                                                  (socket.AF_INET, ("127.0.0.1", p))])
+        assert fetch(SessionPool(pool_size=1), f"http://inference-main:{port}", "/recommend/2", 5.0).status == 200
+
+
+def test_an_unknown_host_name_is_a_connect_failure() -> None:
+    with pytest.raises(BackendFailure) as failure:
+        fetch(SessionPool(pool_size=1), "http://no-such-backend.invalid:8001", "/recommend/1", 1.0)
+    assert failure.value.kind == "connect"
 
 
 @contextmanager
