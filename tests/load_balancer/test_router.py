@@ -44,10 +44,15 @@ def test_failing_nightly_is_retried_on_main(failure, db_url, data_dir, start_bac
     main, main_server = start_backend("main-v1")
     nightly, nightly_server = start_backend("nightly-v2")
     nightly.mode = failure
+    # The backend timeout leaves main's in-process test server room for a stall under CI load (at the default
+    # 0.3 s, one such stall of main after the nightly's failure failed a request in CI); a hanging nightly
+    # still outlasts it.
+    nightly.hang_seconds = 3.0
     _, router = start_router(router_settings(db_url, data_dir, LB_MAIN_URL=main_server.url,
-                                             LB_NIGHTLY_URL=nightly_server.url, LB_CANARY_WEIGHT=0.5))
+                                             LB_NIGHTLY_URL=nightly_server.url, LB_CANARY_WEIGHT=0.5,
+                                             LB_BACKEND_TIMEOUT_SECONDS=5 if failure == "error" else 1))
     session = requests.Session()
-    answers = [session.get(f"{router.url}/recommend/{user}", timeout=5) for user in range(1, 41)]
+    answers = [session.get(f"{router.url}/recommend/{user}", timeout=10) for user in range(1, 41)]
     assert [a.status_code for a in answers] == [200] * 40
     assert {a.headers["X-Served-By"] for a in answers} == {"main"}
     assert len(nightly.calls) > 5  # the nightly users were tried on the nightly first
