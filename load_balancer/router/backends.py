@@ -142,17 +142,10 @@ class _PlainHttpBackend:
         with self._lock:
             sock = self._idle.pop() if self._idle else None
         if sock is not None:
-            try:
-                return self._exchange(sock, request, timeout_seconds)
-            except _Broken as exc:
-                sock.close()
-                log.info("backend %s closed a kept-alive connection before answering (%s): sent again", where, exc)
-            except TimeoutError as exc:
-                sock.close()
-                raise BackendFailure("timeout", f"{where}: no answer in {timeout_seconds} s") from exc
-            except BaseException:
-                sock.close()
-                raise
+            answer = self._answer_on(sock, request, timeout_seconds)
+            if not isinstance(answer, _Broken):
+                return answer
+            log.info("backend %s closed a kept-alive connection before answering (%s): sent again", where, answer)
         # Fresh connections: each address the name resolves to, in the resolver's order, until one answers
         # (a service scaled to two containers during a redeploy has both; the old one may still accept
         # connections it will close unanswered while it drains). Two tries at least, as for one address.
@@ -168,20 +161,29 @@ class _PlainHttpBackend:
                     raise
                 failure = exc
                 continue
-            try:
-                return self._exchange(fresh, request, timeout_seconds)
-            except _Broken as exc:
-                fresh.close()
-                failure = BackendFailure("connect", f"{address[0]}:{address[1]}: {exc}")
-                log.info("backend %s at %s closed a fresh connection before answering (%s)", where, address[0], exc)
-            except TimeoutError as exc:
-                fresh.close()
-                raise BackendFailure("timeout", f"{where}: no answer in {timeout_seconds} s") from exc
-            except BaseException:
-                fresh.close()
-                raise
+            answer = self._answer_on(fresh, request, timeout_seconds)
+            if not isinstance(answer, _Broken):
+                return answer
+            failure = BackendFailure("connect", f"{address[0]}:{address[1]}: {answer}")
+            log.info("backend %s at %s closed a fresh connection before answering (%s)", where, address[0], answer)
         assert failure is not None
         raise failure
+
+    def _answer_on(self, sock: socket.socket, request: bytes, timeout_seconds: float) -> RawAnswer | _Broken:
+        """The answer on `sock`, or the error when the connection ended before one (the socket is then closed);
+        no answer within the timeout raises BackendFailure (timeout)."""
+        try:
+            return self._exchange(sock, request, timeout_seconds)
+        except _Broken as exc:
+            sock.close()
+            return exc
+        except TimeoutError as exc:
+            sock.close()
+            raise BackendFailure("timeout", f"{self._address[0]}:{self._address[1]}: no answer in "
+                                            f"{timeout_seconds} s") from exc
+        except BaseException:
+            sock.close()
+            raise
 
     def _exchange(self, sock: socket.socket, request: bytes, timeout_seconds: float) -> RawAnswer:
         reader = _AnswerReader()
@@ -213,7 +215,8 @@ class SessionPool:
     Plain `http://` backends (the platform's own, on loopback or the compose network) go through
     `_PlainHttpBackend`; `https://` ones through urllib3's pool (TLS), which is slower but rare. Either
     way: one GET, sent once more on a fresh connection when a kept-alive one turns out closed (the backend
-    restarted or drained it), failures raised as BackendFailure (connect / timeout).
+    restarted or drained it), failures raised as BackendFailure (connect / timeout). Plain backends also try
+    each address their name resolves to before failing (urllib3 connects to the first that accepts).
     """
 
     # Backends remembered (with their idle connections) at once: main, nightly and the ones just replaced;
