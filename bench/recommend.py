@@ -329,6 +329,17 @@ def fallbacks_served(port: int) -> float:
                if line.startswith(("movierec_recommend_fallbacks_total{", "movierec_chroma_failures_total{")))
 
 
+def latency_figures(latencies: list[float], elapsed: float) -> dict[str, float]:
+    """Achieved rate and p50 / p99 / max latency (ms) of one open-loop run."""
+    ms = np.array(latencies) * 1000.0
+    return {
+        "achieved_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
+
+
 def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[int], rate: float,
             seconds: float, chroma_server: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
     """One open-loop run: latency percentiles and the CPU per request of server, database, ChromaDB server
@@ -341,12 +352,8 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str, users: list[i
     fallbacks_before = fallbacks_served(port)
     lat, errors, elapsed = asyncio.run(run_rate(port, users, rate, seconds))
     served = max(len(lat), 1)
-    ms = np.array(lat) * 1000.0
     return {
-        "achieved_rps": round(len(lat) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_ms": round(float(ms.max()), 2),
+        **latency_figures(lat, elapsed),
         "errors": errors,
         "fallbacks": int(fallbacks_served(port) - fallbacks_before),  # degraded answers (ChromaDB or DB trouble)
         "server_cpu_ms_per_req": round((cpu_seconds(server) - server_before) * 1000.0 / served, 3),
@@ -385,20 +392,24 @@ def verdict(size: int, rate: float, row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def main() -> int:
+def default_config() -> str:
+    """Inference's own gunicorn shape (its settings' defaults) as `class:WORKERSxTHREADS`."""
     from inference.settings import InferenceSettings
 
     defaults = InferenceSettings.from_env({})
-    default_config = (f"{resolve_worker_class(defaults.worker_class, defaults.threads)}:"
-                      f"{defaults.workers}x{defaults.threads}")
+    return f"{resolve_worker_class(defaults.worker_class, defaults.threads)}:{defaults.workers}x{defaults.threads}"
+
+
+def main() -> int:
+    default_config_label = default_config()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MOVIEREC_DATA_DIR", "var")))
     parser.add_argument("--synthetic-films", type=int, default=0, help="random table of N films instead")
     parser.add_argument("--rates", default="300,600", help="request rates (req/s), comma separated")
     parser.add_argument("--sizes", default=",".join(map(str, HISTORY_SIZES)), help="history sizes to run")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each (size, rate) run")
-    parser.add_argument("--configs", default=default_config,
-                        help=f"gunicorn shapes class:WORKERSxTHREADS, comma separated (default {default_config})")
+    parser.add_argument("--configs", default=default_config_label,
+                        help=f"gunicorn shapes class:WORKERSxTHREADS, comma separated (default {default_config_label})")
     parser.add_argument("--neighbours", default="table", help=f"neighbour sources: {', '.join(NEIGHBOUR_MODES)}")
     parser.add_argument("--strategy", default="blend")
     parser.add_argument("--record-as", default="recommend", help="name of the run in reports/runs/")

@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from db_utils.engine import upgrade_database
 from movierec.base.benchlog import record_run
 from movierec.base.ports import free_port, wait_for_port
@@ -114,11 +112,8 @@ def measure(port: int, process: subprocess.Popen[bytes], url: str | None, users:
                                             time.process_time())
     lat, errors, elapsed = asyncio.run(recommend.run_rate(port, users, rate, seconds))
     served = max(len(lat), 1)
-    ms = np.array(lat) * 1000.0
     return {
-        "achieved_rps": round(len(lat) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        **recommend.latency_figures(lat, elapsed),
         "errors": errors,
         "server_cpu_ms_per_req": round((recommend.cpu_seconds(server) - server_before) * 1000.0 / served, 3),
         "db_cpu_ms_per_req": round((recommend.cpu_seconds(backends) - db_before) * 1000.0 / served, 3)
@@ -145,19 +140,14 @@ def layer_costs(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def main() -> int:
-    from inference.settings import InferenceSettings
-    from movierec.base.serving import resolve_worker_class
-
-    defaults = InferenceSettings.from_env({})
-    default_config = (f"{resolve_worker_class(defaults.worker_class, defaults.threads)}:"
-                      f"{defaults.workers}x{defaults.threads}")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MOVIEREC_DATA_DIR", "var")))
     parser.add_argument("--rates", default="300,600", help="request rates (req/s), comma separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
     parser.add_argument("--rounds", type=int, default=3, help="times each layer is loaded, in turn")
     parser.add_argument("--layers", default=",".join(LAYERS), help=f"of {', '.join(LAYERS)}")
-    parser.add_argument("--configs", default=default_config, help="the gunicorn shape, class:WORKERSxTHREADS")
+    parser.add_argument("--configs", default=recommend.default_config(),
+                        help="the gunicorn shape, class:WORKERSxTHREADS (default: inference's)")
     parser.add_argument("--serve", choices=("wsgi", "flask"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--record-as", default="serving-floor", help="name of the run in reports/runs/")
